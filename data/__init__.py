@@ -1,0 +1,47 @@
+"""Datasets, samplers and the paper's preprocessing."""
+
+from argparse import Namespace
+
+from data.datasets import (
+    DatasetError,
+    ImageDataset,
+    Sample,
+    SeededSampler,
+    balanced_weights,
+    load_rgb,
+    scan_folder,
+)
+from data.transforms import AugmentConfig, EvalTransform, TrainTransform, ValTransform
+
+
+def augment_config(opt: Namespace) -> AugmentConfig:
+    """The training-transform settings named by the options."""
+    return AugmentConfig(
+        load_size=opt.load_size,
+        crop_size=opt.crop_size,
+        resize=not opt.no_resize,
+        crop=not opt.no_crop,
+        flip=not opt.no_flip,
+        rz_interp=opt.rz_interp,
+        blur_prob=opt.blur_prob,
+        blur_sig=opt.blur_sig,
+        jpg_prob=opt.jpg_prob,
+        jpg_method=opt.jpg_method,
+        jpg_qual=opt.jpg_qual,
+    )
+
+
+__all__ = [
+    "AugmentConfig",
+    "DatasetError",
+    "ImageDataset",
+    "Sample",
+    "SeededSampler",
+    "EvalTransform",
+    "TrainTransform",
+    "ValTransform",
+    "augment_config",
+    "balanced_weights",
+    "load_rgb",
+    "scan_folder",
+]

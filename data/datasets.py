@@ -1,0 +1,183 @@
+"""Folder datasets in the ForenSynths layout, and a seeded sampler that makes every draw reproducible.
+
+Layouts (label 0 = ``0_real``, 1 = ``1_fake``; images found recursively below each label folder):
+
+- training / validation: ``<root>/<split>/<class>/{0_real,1_fake}``
+- test sets: ``<root>/<set>/{0_real,1_fake}`` or ``<root>/<set>/<subclass>/{0_real,1_fake}`` (pooled)
+
+Randomness: the sampler yields ``(epoch, index)`` keys, and the dataset seeds a fresh generator from
+``(seed, epoch, index)`` for each image. The draws therefore do not depend on worker count, worker
+persistence or process rank, and resuming at any step replays the same images with the same augmentation.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset, Sampler
+
+from data.transforms import to_rgb
+from util.errors import UserError
+
+LABEL_FOLDERS = {"0_real": 0, "1_fake": 1}
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+class DatasetError(UserError):
+    """A dataset folder that does not have the expected layout."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: str
+    label: int
+    subclass: str  # "" for a set without sub-class folders
+
+
+def _images_below(folder: Path) -> list[str]:
+    found = []
+    for dirpath, _, filenames in os.walk(folder, followlinks=True):
+        found.extend(os.path.join(dirpath, f) for f in filenames if f.lower().endswith(IMAGE_EXTENSIONS))
+    return sorted(found)
+
+
+def _is_labeled(folder: Path) -> bool:
+    return any((folder / name).is_dir() for name in LABEL_FOLDERS)
+
+
+def _labeled_samples(folder: Path, subclass: str) -> list[Sample]:
+    return [
+        Sample(path, label, subclass)
+        for name, label in LABEL_FOLDERS.items()
+        if (folder / name).is_dir()
+        for path in _images_below(folder / name)
+    ]
+
+
+def scan_folder(root: Path | str, classes: Sequence[str] | None = None) -> list[Sample]:
+    """Samples of one split or test set, detecting whether it has sub-class folders.
+
+    ``classes`` keeps only those sub-classes (an error names any that are missing).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such folder")
+    if _is_labeled(root):
+        if classes:
+            raise DatasetError(f"{root} holds 0_real/1_fake directly, so it has no classes to select")
+        samples = _labeled_samples(root, "")
+    else:
+        subfolders = sorted(p for p in root.iterdir() if p.is_dir() and _is_labeled(p))
+        if classes:
+            available = {p.name: p for p in subfolders}
+            missing = [c for c in classes if c not in available]
+            if missing:
+                raise DatasetError(f"{root}: class folders not found: {', '.join(missing)}")
+            subfolders = [available[c] for c in classes]
+        if not subfolders:
+            raise DatasetError(f"{root}: expected 0_real/1_fake folders, directly or one level down")
+        samples = [s for sub in subfolders for s in _labeled_samples(sub, sub.name)]
+    if not samples:
+        raise DatasetError(f"{root}: no images found (extensions: {' '.join(IMAGE_EXTENSIONS)})")
+    return samples
+
+
+def load_rgb(path: str) -> Image.Image:
+    with Image.open(path) as img:
+        img.load()  # decode now: the file closes when this block ends
+        return to_rgb(img)
+
+
+Transform = Callable[[Image.Image, np.random.Generator], torch.Tensor]
+
+
+class ImageDataset(Dataset):
+    """Samples + a transform called with a per-image generator seeded by (seed, epoch, index).
+
+    Keys are ``(epoch, index)`` pairs from ``SeededSampler``; a plain integer index means epoch 0. Items are
+    ``(image, label, index)`` so that scores can be matched back to files after a distributed gather.
+    """
+
+    def __init__(self, samples: Sequence[Sample], transform: Transform, seed: int = 0) -> None:
+        self.samples = list(samples)
+        self.transform = transform
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([s.label for s in self.samples], dtype=np.int64)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int, int]:
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        sample = self.samples[index]
+        rng = np.random.default_rng((self.seed, epoch, index))
+        return self.transform(load_rgb(sample.path), rng), sample.label, index
+
+
+class SeededSampler(Sampler[tuple[int, int]]):
+    """Yields ``(epoch, index)`` for one process of ``world_size``.
+
+    The order is a pure function of (seed, epoch): shuffled, in file order, or drawn with replacement by
+    ``weights``. It is padded by wrapping around to a multiple of ``world_size`` so every rank gets equally
+    many items (drop the duplicates, which carry repeated indices, before computing metrics).
+    ``set_epoch(epoch, start)`` also skips the first ``start`` items of this rank, for exact resume.
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        *,
+        seed: int = 0,
+        shuffle: bool = True,
+        weights: np.ndarray | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.num_samples = num_samples
+        self.seed = seed
+        self.shuffle = shuffle
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float64) / np.sum(weights)
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+        self.start = 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def per_rank(self) -> int:
+        return math.ceil(self.num_samples / self.world_size)
+
+    def _order(self) -> np.ndarray:
+        rng = np.random.default_rng((self.seed, self.epoch))
+        if self.weights is not None:
+            return rng.choice(self.num_samples, size=self.num_samples, replace=True, p=self.weights)
+        if self.shuffle:
+            return rng.permutation(self.num_samples)
+        return np.arange(self.num_samples)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        order = self._order()
+        total = self.per_rank() * self.world_size
+        order = np.resize(order, total)  # wraps around
+        mine = order[self.rank : total : self.world_size]
+        return iter([(self.epoch, int(i)) for i in mine[self.start :]])
+
+    def __len__(self) -> int:
+        return self.per_rank() - self.start
+
+
+def balanced_weights(labels: np.ndarray) -> np.ndarray:
+    """Per-sample weights giving each label the same total probability (the authors' --class_bal)."""
+    counts = np.bincount(labels, minlength=2).astype(np.float64)
+    return 1.0 / counts[labels]

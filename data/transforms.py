@@ -1,0 +1,250 @@
+"""The paper's preprocessing as small pure functions, plus the two presets that chain them.
+
+Randomness never happens inside a transform: ``sample_train_params`` draws every choice for one image from a
+generator it is given, and ``TrainTransform`` applies them deterministically, so tests can pin each parameter and
+a run is a function of its seed.
+
+Arrays are HxWx3 uint8 RGB until ``to_normalized_tensor``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from io import BytesIO
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+from scipy.ndimage import gaussian_filter
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+PIL_INTERPOLATION = {
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "nearest": Image.Resampling.NEAREST,
+}
+
+
+# ------------------------------------------------------------------------------------------- pure functions
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL mode to 8-bit RGB.
+
+    Alpha is dropped, not composited, as the authors' loader (``convert('RGB')``) does. High-bit-depth
+    grayscale (16-bit PNG opens as ``I;16`` or ``I``) is scaled to 8 bits; PIL's own conversion would clip
+    it to white.
+    """
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if img.mode.startswith("I") and arr.max(initial=0) > 255 else 255.0
+        arr = np.clip(np.round(arr * (255.0 / peak)), 0, 255).astype(np.uint8)
+        img = Image.fromarray(arr, mode="L")
+    elif img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def resized_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """(width, height) after resizing the shorter side to ``size`` (torchvision's rounding)."""
+    if width <= height:
+        return size, int(size * height / width)
+    return int(size * width / height), size
+
+
+def resize_shorter(img: Image.Image, size: int, interpolation: str) -> Image.Image:
+    return img.resize(resized_size(*img.size, size), PIL_INTERPOLATION[interpolation])
+
+
+def gaussian_blur(arr: np.ndarray, sigma: float) -> np.ndarray:
+    """Blur each channel with scipy's gaussian_filter, writing uint8 output as the reference does."""
+    out = np.empty_like(arr)
+    for c in range(arr.shape[2]):
+        gaussian_filter(arr[:, :, c], sigma=sigma, output=out[:, :, c])
+    return out
+
+
+def jpeg_cv2(arr: np.ndarray, quality: int) -> np.ndarray:
+    ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(arr[:, :, ::-1]), [int(cv2.IMWRITE_JPEG_QUALITY), quality])
+    if not ok:
+        raise ValueError("OpenCV failed to JPEG-encode the image")
+    return np.ascontiguousarray(cv2.imdecode(encoded, cv2.IMREAD_COLOR)[:, :, ::-1])
+
+
+def jpeg_pil(arr: np.ndarray, quality: int) -> np.ndarray:
+    buffer = BytesIO()
+    Image.fromarray(arr).save(buffer, format="jpeg", quality=quality)
+    buffer.seek(0)
+    return np.asarray(Image.open(buffer).convert("RGB"))
+
+
+JPEG_ENCODERS = {"cv2": jpeg_cv2, "pil": jpeg_pil}
+
+
+def crop(arr: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
+    """Crop a window that may reach outside the image; the outside is zero (black), as torchvision pads."""
+    h, w = arr.shape[:2]
+    if 0 <= top and 0 <= left and top + height <= h and left + width <= w:
+        return arr[top : top + height, left : left + width]
+    out = np.zeros((height, width, arr.shape[2]), dtype=arr.dtype)
+    src_top, src_left = max(top, 0), max(left, 0)
+    src_bottom, src_right = min(top + height, h), min(left + width, w)
+    if src_bottom > src_top and src_right > src_left:
+        out[src_top - top : src_bottom - top, src_left - left : src_right - left] = arr[
+            src_top:src_bottom, src_left:src_right
+        ]
+    return out
+
+
+def center_offset(length: int, size: int) -> int:
+    """Offset of a centered window, exactly as torchvision's center_crop (pad first when the image is smaller)."""
+    if length < size:
+        return -((size - length) // 2)
+    return int(round((length - size) / 2.0))
+
+
+def center_crop(arr: np.ndarray, size: int) -> np.ndarray:
+    h, w = arr.shape[:2]
+    return crop(arr, center_offset(h, size), center_offset(w, size), size, size)
+
+
+def hflip(arr: np.ndarray) -> np.ndarray:
+    return arr[:, ::-1]
+
+
+_MEAN = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(3, 1, 1)
+_STD = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(3, 1, 1)
+
+
+def to_normalized_tensor(arr: np.ndarray) -> torch.Tensor:
+    """uint8 HxWx3 -> float32 3xHxW, x/255 then ImageNet normalization (the same float32 ops as torchvision)."""
+    # np.require copies only when needed: PIL arrays are read-only and flips are strided views.
+    tensor = torch.from_numpy(np.require(arr, requirements=["C", "W"])).permute(2, 0, 1).float().div(255)
+    return tensor.sub_(_MEAN).div_(_STD)
+
+
+# ------------------------------------------------------------------------------------------------- presets
+@dataclass(frozen=True)
+class AugmentConfig:
+    """What the training (and optionally validation) transform may do; built once from the options."""
+
+    load_size: int = 256
+    crop_size: int = 224
+    resize: bool = True
+    crop: bool = True
+    flip: bool = True
+    rz_interp: tuple[str, ...] = ("bilinear",)
+    blur_prob: float = 0.0
+    blur_sig: tuple[float, float] = (0.5, 0.5)
+    jpg_prob: float = 0.0
+    jpg_method: tuple[str, ...] = ("cv2",)
+    jpg_qual: tuple[int, int] = (75, 75)
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """Every random choice for one image. ``None`` means the step is skipped."""
+
+    interpolation: str
+    blur_sigma: float | None
+    jpeg: tuple[str, int] | None
+    crop_top: int
+    crop_left: int
+    flip: bool
+
+
+def _offset(rng: np.random.Generator, length: int, size: int) -> int:
+    lo, hi = min(0, length - size), max(0, length - size)
+    return int(rng.integers(lo, hi + 1))
+
+
+def sample_train_params(rng: np.random.Generator, cfg: AugmentConfig, width: int, height: int) -> AugmentParams:
+    """Draw all choices for an image of the given (original) size. Draws happen in a fixed order."""
+    interpolation = cfg.rz_interp[int(rng.integers(len(cfg.rz_interp)))]
+    blur = rng.random() < cfg.blur_prob
+    sigma = float(rng.uniform(*cfg.blur_sig))
+    jpeg = rng.random() < cfg.jpg_prob
+    method = cfg.jpg_method[int(rng.integers(len(cfg.jpg_method)))]
+    quality = int(rng.integers(cfg.jpg_qual[0], cfg.jpg_qual[1] + 1))
+    if cfg.resize:
+        width, height = resized_size(width, height, cfg.load_size)
+    top, left = _offset(rng, height, cfg.crop_size), _offset(rng, width, cfg.crop_size)
+    flip = bool(rng.random() < 0.5)
+    return AugmentParams(
+        interpolation=interpolation,
+        blur_sigma=sigma if blur else None,
+        jpeg=(method, quality) if jpeg else None,
+        crop_top=top,
+        crop_left=left,
+        flip=flip and cfg.flip,
+    )
+
+
+def apply_train_params(img: Image.Image, cfg: AugmentConfig, params: AugmentParams) -> torch.Tensor:
+    """resize -> blur -> JPEG -> crop -> flip -> tensor, the reference order."""
+    if cfg.resize:
+        img = resize_shorter(img, cfg.load_size, params.interpolation)
+    arr = np.asarray(img)
+    if params.blur_sigma is not None:
+        arr = gaussian_blur(arr, params.blur_sigma)
+    if params.jpeg is not None:
+        method, quality = params.jpeg
+        arr = JPEG_ENCODERS[method](arr, quality)
+    if cfg.crop:
+        arr = crop(arr, params.crop_top, params.crop_left, cfg.crop_size, cfg.crop_size)
+    if params.flip:
+        arr = hflip(arr)
+    return to_normalized_tensor(arr)
+
+
+class TrainTransform:
+    """Training preset: callable on (RGB image, per-sample generator)."""
+
+    def __init__(self, cfg: AugmentConfig) -> None:
+        self.cfg = cfg
+
+    def __call__(self, img: Image.Image, rng: np.random.Generator) -> torch.Tensor:
+        return apply_train_params(img, self.cfg, sample_train_params(rng, self.cfg, *img.size))
+
+
+class ValTransform:
+    """Validation preset: resize, center crop; optionally the authors' validation blur/JPEG.
+
+    The authors validated with blur sigma and JPEG quality fixed at the middle of their ranges, PIL JPEG, each
+    applied with the training probabilities. Here the coin flips come from the per-image generator, which the
+    dataset seeds without the epoch, so validation is identical every epoch.
+    """
+
+    def __init__(self, cfg: AugmentConfig, perturb: bool) -> None:
+        self.cfg = cfg
+        self.perturb = perturb
+        self.sigma = sum(cfg.blur_sig) / 2
+        self.quality = int(sum(cfg.jpg_qual) / 2)
+
+    def __call__(self, img: Image.Image, rng: np.random.Generator) -> torch.Tensor:
+        if self.cfg.resize:
+            img = resize_shorter(img, self.cfg.load_size, "bilinear")
+        arr = np.asarray(img)
+        if self.perturb:
+            blur, jpeg = rng.random() < self.cfg.blur_prob, rng.random() < self.cfg.jpg_prob
+            if blur:
+                arr = gaussian_blur(arr, self.sigma)
+            if jpeg:
+                arr = jpeg_pil(arr, self.quality)
+        if self.cfg.crop:
+            arr = center_crop(arr, self.cfg.crop_size)
+        return to_normalized_tensor(arr)
+
+
+class EvalTransform:
+    """Test protocol: no resize, no perturbation, center crop (zero-padded if smaller) or the whole image."""
+
+    def __init__(self, crop_size: int | None = 224) -> None:
+        self.crop_size = crop_size
+
+    def __call__(self, img: Image.Image, rng: np.random.Generator | None = None) -> torch.Tensor:
+        arr = np.asarray(img)
+        if self.crop_size is not None:
+            arr = center_crop(arr, self.crop_size)
+        return to_normalized_tensor(arr)

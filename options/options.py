@@ -1,0 +1,265 @@
+"""One strict argparse module for every script.
+
+Flags use snake_case. The authors' spellings that users already type (``--loadSize``, ``--cropSize``,
+``--niter``, ``--earlystop_epoch``, ``--num_threads``, ``--gpu_ids``) are accepted as aliases, with the
+authors' comma syntax (``--blur_sig 0.0,3.0``, ``--jpg_qual 30,100``, ``--classes a,b,c``). Ranges and lists
+are parsed once, here, into tuples; nothing downstream re-parses strings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from networks import ARCHS
+
+INTERPOLATIONS = ("bilinear", "bicubic", "lanczos", "nearest")
+JPEG_METHODS = ("cv2", "pil")
+# The authors' option spelled `res50`; it still selects ResNet-50.
+ARCH_ALIASES = {"res50": "resnet50"}
+
+
+# ----------------------------------------------------------------------------------------------- value types
+def probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a probability in [0, 1]")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
+def nonneg_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a non-negative integer")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
+
+
+def _pair(text: str, convert: Callable[[str], Any]) -> tuple[Any, Any]:
+    parts = [p for p in text.split(",") if p.strip()]
+    if len(parts) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"{text!r}: give one value or two separated by a comma")
+    values = [convert(p.strip()) for p in parts]
+    lo, hi = values[0], values[-1]
+    if lo > hi:
+        raise argparse.ArgumentTypeError(f"{text!r}: the first value must not exceed the second")
+    return lo, hi
+
+
+def sigma_range(text: str) -> tuple[float, float]:
+    """``"0.0,3.0"`` -> (0.0, 3.0), sigma drawn uniformly; ``"1.5"`` -> (1.5, 1.5), a fixed sigma."""
+    lo, hi = _pair(text, float)
+    if lo < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: blur sigmas must be non-negative")
+    return lo, hi
+
+
+def quality_range(text: str) -> tuple[int, int]:
+    """``"30,100"`` -> (30, 100), an inclusive integer range as the authors' code reads it."""
+    lo, hi = _pair(text, int)
+    if lo < 1 or hi > 100:
+        raise argparse.ArgumentTypeError(f"{text!r}: JPEG qualities must lie in 1..100")
+    return lo, hi
+
+
+def subset_of(choices: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
+    def parse(text: str) -> tuple[str, ...]:
+        values = tuple(v.strip() for v in text.split(",") if v.strip())
+        unknown = [v for v in values if v not in choices]
+        if not values or unknown:
+            raise argparse.ArgumentTypeError(f"{text!r}: choose one or more of {','.join(choices)}")
+        return values
+
+    parse.__name__ = "list"
+    return parse
+
+
+def name_list(text: str) -> tuple[str, ...]:
+    values = tuple(v.strip() for v in text.split(",") if v.strip())
+    if not values:
+        raise argparse.ArgumentTypeError("give at least one name")
+    return values
+
+
+def arch_name(text: str) -> str:
+    name = ARCH_ALIASES.get(text, text)
+    if name not in ARCHS:
+        raise argparse.ArgumentTypeError(f"{text!r}: choose one of {', '.join(ARCHS)}")
+    return name
+
+
+def device_name(text: str) -> str:
+    if text in ("auto", "cpu", "cuda") or (text.startswith("cuda:") and text[5:].isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r}: choose auto, cpu, cuda or cuda:N")
+
+
+class GpuIdsAction(argparse.Action):
+    """The authors' ``--gpu_ids``: ``-1`` means CPU, ``N`` means ``cuda:N``; several GPUs go through torchrun."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        ids = [v.strip() for v in str(values).split(",") if v.strip()]
+        if ids == ["-1"]:
+            namespace.device = "cpu"
+        elif len(ids) == 1 and ids[0].isdigit():
+            namespace.device = f"cuda:{ids[0]}"
+        elif len(ids) > 1 and all(i.isdigit() for i in ids):
+            parser.error(
+                f"--gpu_ids {values}: one process drives one GPU here; for {len(ids)} GPUs run "
+                f"`torchrun --nproc_per_node {len(ids)} train.py ...` (CUDA_VISIBLE_DEVICES={values} selects them)"
+            )
+        else:
+            parser.error(f"--gpu_ids {values!r}: give -1 (CPU) or a GPU index")
+
+
+# -------------------------------------------------------------------------------------------------- parsers
+def _add_runtime(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("runtime")
+    group.add_argument("--device", type=device_name, default="auto",
+                       help="auto = cuda when available, else cpu; under torchrun each process takes cuda:LOCAL_RANK")
+    group.add_argument("--gpu_ids", action=GpuIdsAction, metavar="IDS", default=argparse.SUPPRESS,
+                       help="authors' spelling: -1 = cpu, N = cuda:N (sets --device)")
+    group.add_argument("--amp", choices=("off", "bf16", "fp16"), default="off",
+                       help="autocast precision; fp16 also uses a gradient scaler")
+    group.add_argument("--num_workers", "--num_threads", type=nonneg_int, default=4,
+                       help="DataLoader worker processes (0 = load in the main process)")
+    group.add_argument("--seed", type=nonneg_int, default=0,
+                       help="seeds weights of the new layer, data order and every augmentation draw")
+    group.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+
+
+def _add_augmentation(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("preprocessing and augmentation (training)")
+    group.add_argument("--load_size", "--loadSize", type=positive_int, default=256,
+                       help="resize the shorter side to this many pixels before cropping")
+    group.add_argument("--crop_size", "--cropSize", type=positive_int, default=224, help="crop side in pixels")
+    group.add_argument("--no_resize", action="store_true", help="skip the resize to --load_size")
+    group.add_argument("--no_crop", action="store_true", help="skip the random crop (whole images; batch 1 "
+                       "unless all images share a size)")
+    group.add_argument("--no_flip", action="store_true", help="no random horizontal flip")
+    group.add_argument("--rz_interp", type=subset_of(INTERPOLATIONS), default=("bilinear",),
+                       help="resize interpolations, one drawn per image: " + ",".join(INTERPOLATIONS))
+    group.add_argument("--blur_prob", type=probability, default=0.0, help="probability of Gaussian blur")
+    group.add_argument("--blur_sig", type=sigma_range, default=(0.5, 0.5),
+                       help="blur sigma: one value, or lo,hi for sigma ~ U[lo, hi]")
+    group.add_argument("--jpg_prob", type=probability, default=0.0, help="probability of JPEG compression")
+    group.add_argument("--jpg_method", type=subset_of(JPEG_METHODS), default=("cv2",),
+                       help="JPEG encoders, one drawn per image: cv2,pil")
+    group.add_argument("--jpg_qual", type=quality_range, default=(75, 75),
+                       help="JPEG quality: one value, or lo,hi for a uniform integer in [lo, hi] (inclusive)")
+    group.add_argument("--val_perturb", action="store_true",
+                       help="also blur/JPEG the validation images as the authors' code did (sigma and quality "
+                       "at the middle of their ranges, PIL JPEG); the draws are fixed per image, same every epoch")
+
+
+def train_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="train.py", description="Train the real/fake detector (Wang et al., CVPR 2020 recipe).",
+        allow_abbrev=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    group = parser.add_argument_group("data")
+    group.add_argument("--dataroot", type=Path, default=Path("./dataset/"),
+                       help="folder holding <train_split>/<class>/{0_real,1_fake} and <val_split>/...")
+    group.add_argument("--classes", type=name_list, default=None,
+                       help="comma-separated classes to train on (default: every class folder found)")
+    group.add_argument("--train_split", default="train", help="sub-folder of --dataroot used for training")
+    group.add_argument("--val_split", default="val", help="sub-folder of --dataroot used for validation")
+    group.add_argument("--batch_size", type=positive_int, default=64, help="images per step (per process)")
+    group.add_argument("--serial_batches", action="store_true", help="keep file order instead of shuffling")
+    group.add_argument("--class_bal", action="store_true",
+                       help="sample real and fake images with equal probability (with replacement)")
+    _add_augmentation(parser)
+
+    group = parser.add_argument_group("model")
+    group.add_argument("--arch", type=arch_name, default="resnet50", help="backbone: " + ", ".join(ARCHS))
+    group.add_argument("--init_gain", type=positive_float, default=0.02, help="std of the new final layer's weights")
+    group.add_argument("--pretrained_path", type=Path, default=None,
+                       help="ImageNet state dict of the backbone (instead of torchvision's download)")
+    group.add_argument("--no_pretrained", action="store_true", help="start the backbone from random weights")
+
+    group = parser.add_argument_group("optimization")
+    group.add_argument("--optim", choices=("adam", "sgd"), default="adam")
+    group.add_argument("--lr", type=positive_float, default=1e-4, help="initial learning rate")
+    group.add_argument("--beta1", type=probability, default=0.9, help="Adam beta1 (beta2 is 0.999)")
+    group.add_argument("--epochs", "--niter", type=positive_int, default=10000,
+                       help="maximum number of epochs (early stopping usually ends training sooner)")
+    group.add_argument("--patience", "--earlystop_epoch", type=positive_int, default=5,
+                       help="epochs without validation-accuracy gain before the LR is divided by 10")
+
+    group = parser.add_argument_group("run folder and checkpoints")
+    group.add_argument("--name", default="experiment_name", help="run folder name under --checkpoints_dir")
+    group.add_argument("--checkpoints_dir", type=Path, default=Path("./checkpoints"))
+    group.add_argument("--loss_freq", type=positive_int, default=400, help="log the training loss every N steps")
+    group.add_argument("--save_latest_freq", type=positive_int, default=2000,
+                       help="also write the `latest` checkpoint every N steps")
+    group.add_argument("--save_epoch_freq", type=positive_int, default=20, help="keep `epoch_<k>` every N epochs")
+    group.add_argument("--continue_train", action="store_true", help="resume the run named --name")
+    group.add_argument("--epoch", default="latest", help="checkpoint to resume from: latest, best or a number")
+    group.add_argument("--new_optim", action="store_true", help="on resume, start a fresh optimizer")
+    _add_runtime(parser)
+    return parser
+
+
+def _validate_train(parser: argparse.ArgumentParser, opt: argparse.Namespace) -> None:
+    if not opt.no_resize and not opt.no_crop and opt.crop_size > opt.load_size:
+        parser.error(f"--crop_size {opt.crop_size} exceeds --load_size {opt.load_size}")
+    if opt.no_pretrained and opt.pretrained_path is not None:
+        parser.error("--no_pretrained and --pretrained_path exclude each other")
+    if not (opt.epoch in ("latest", "best") or opt.epoch.isdigit()):
+        parser.error(f"--epoch {opt.epoch!r}: give latest, best or an epoch number")
+    if opt.new_optim and not opt.continue_train:
+        parser.error("--new_optim only applies with --continue_train")
+
+
+def parse_train_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = train_parser()
+    opt = parser.parse_args(argv)
+    _validate_train(parser, opt)
+    return opt
+
+
+# ------------------------------------------------------------------------------------------ show and save
+def _plain(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def options_dict(opt: argparse.Namespace) -> dict[str, Any]:
+    """The options as JSON-able plain types (also what checkpoints store)."""
+    return {k: _plain(v) for k, v in sorted(vars(opt).items())}
+
+
+def describe_options(parser: argparse.ArgumentParser, opt: argparse.Namespace) -> str:
+    lines = ["----------------- options ---------------"]
+    for key, value in sorted(vars(opt).items()):
+        default = parser.get_default(key)
+        mark = "" if value == default else f"\t[default: {_plain(default)}]"
+        lines.append(f"{key:>20}: {_plain(value)}{mark}")
+    lines.append("----------------- end -------------------")
+    return "\n".join(lines)
+
+
+def save_options(opt: argparse.Namespace, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(options_dict(opt), indent=2) + "\n")
+    os.replace(tmp, path)

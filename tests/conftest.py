@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "reference"
+
+
+@pytest.fixture
+def shared_reference() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"{SHARED} is absent (the reference fixtures live beside the checkout)")
+    return SHARED
+
+
+def write_png(path: Path, arr: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def random_image(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    return rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def labeled_tree(tmp_path: Path):
+    """Builds <root>/<split>/<class>/{0_real,1_fake}/*.png with random content; returns a builder."""
+
+    def build(classes=("cat", "dog"), per_label=3, size=(40, 48), split="train", seed=0) -> Path:
+        rng = np.random.default_rng(seed)
+        root = tmp_path / "data"
+        for cls in classes:
+            for folder in ("0_real", "1_fake"):
+                for i in range(per_label):
+                    write_png(root / split / cls / folder / f"{i:03d}.png", random_image(rng, *size))
+        return root
+
+    return build

@@ -1,0 +1,137 @@
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from data import (
+    AugmentConfig,
+    DatasetError,
+    EvalTransform,
+    ImageDataset,
+    SeededSampler,
+    TrainTransform,
+    ValTransform,
+    balanced_weights,
+    scan_folder,
+)
+from tests.conftest import random_image, write_png
+
+AUG = AugmentConfig(load_size=36, crop_size=32, blur_prob=0.5, blur_sig=(0.0, 3.0), jpg_prob=0.5,
+                    jpg_method=("cv2", "pil"), jpg_qual=(30, 100))
+
+
+def test_scan_split_with_classes(labeled_tree):
+    root = labeled_tree(classes=("cat", "dog", "cow"), per_label=2)
+    samples = scan_folder(root / "train")
+    assert len(samples) == 12
+    assert {s.subclass for s in samples} == {"cat", "cow", "dog"}
+    assert sum(s.label for s in samples) == 6
+    chosen = scan_folder(root / "train", classes=("dog", "cat"))
+    assert [s.subclass for s in chosen][::4] == ["dog", "cat"] and len(chosen) == 8
+    with pytest.raises(DatasetError, match="not found: horse"):
+        scan_folder(root / "train", classes=("cat", "horse"))
+
+
+def test_scan_single_set_and_nested_images(tmp_path):
+    rng = np.random.default_rng(0)
+    write_png(tmp_path / "set" / "0_real" / "a.png", random_image(rng, 8, 8))
+    write_png(tmp_path / "set" / "1_fake" / "deep" / "b.PNG", random_image(rng, 8, 8))
+    (tmp_path / "set" / "1_fake" / "notes.txt").write_text("not an image")
+    samples = scan_folder(tmp_path / "set")
+    assert [(s.label, s.subclass) for s in samples] == [(0, ""), (1, "")]
+
+
+def test_scan_errors_name_the_path(tmp_path):
+    with pytest.raises(DatasetError, match="no such folder"):
+        scan_folder(tmp_path / "missing")
+    (tmp_path / "odd" / "stuff").mkdir(parents=True)
+    with pytest.raises(DatasetError, match="odd: expected 0_real/1_fake"):
+        scan_folder(tmp_path / "odd")
+    (tmp_path / "empty" / "0_real").mkdir(parents=True)
+    with pytest.raises(DatasetError, match="no images found"):
+        scan_folder(tmp_path / "empty")
+
+
+@pytest.fixture
+def train_set(labeled_tree):
+    return scan_folder(labeled_tree(per_label=4) / "train")
+
+
+def test_same_seed_same_tensors_other_epoch_other_draws(train_set):
+    a = ImageDataset(train_set, TrainTransform(AUG), seed=1)
+    b = ImageDataset(train_set, TrainTransform(AUG), seed=1)
+    c = ImageDataset(train_set, TrainTransform(AUG), seed=2)
+    for i in range(len(train_set)):
+        torch.testing.assert_close(a[(3, i)][0], b[(3, i)][0], rtol=0, atol=0)
+    differs_epoch = sum(not torch.equal(a[(0, i)][0], a[(1, i)][0]) for i in range(len(train_set)))
+    differs_seed = sum(not torch.equal(a[(0, i)][0], c[(0, i)][0]) for i in range(len(train_set)))
+    assert differs_epoch == len(train_set) and differs_seed == len(train_set)
+
+
+def test_validation_is_identical_every_epoch(train_set):
+    val = ImageDataset(train_set, ValTransform(AUG, perturb=True), seed=0)
+    sampler = SeededSampler(len(val), shuffle=False)
+    epochs = []
+    for epoch in range(3):
+        sampler.set_epoch(0)  # validation never advances the epoch
+        loader = DataLoader(val, batch_size=4, sampler=sampler)
+        epochs.append(torch.cat([x for x, _, _ in loader]))
+    torch.testing.assert_close(epochs[0], epochs[1], rtol=0, atol=0)
+    torch.testing.assert_close(epochs[0], epochs[2], rtol=0, atol=0)
+    # With perturbation on, some images really are perturbed (differ from the clean validation view).
+    clean = ImageDataset(train_set, ValTransform(AUG, perturb=False), seed=0)
+    assert sum(not torch.equal(val[i][0], clean[i][0]) for i in range(len(val))) > 0
+
+
+def test_zero_and_two_workers_give_identical_batches(train_set):
+    dataset = ImageDataset(train_set, TrainTransform(AUG), seed=5)
+
+    def batches(workers):
+        sampler = SeededSampler(len(dataset), seed=5)
+        out = []
+        for epoch in range(2):
+            sampler.set_epoch(epoch)
+            loader = DataLoader(dataset, batch_size=3, sampler=sampler, num_workers=workers,
+                                persistent_workers=workers > 0)
+            out += [(x, y, i) for x, y, i in loader]
+        return out
+
+    serial, parallel = batches(0), batches(2)
+    assert len(serial) == len(parallel) == 12  # 16 images, batches of 3, two epochs
+    for (x0, y0, i0), (x2, y2, i2) in zip(serial, parallel):
+        torch.testing.assert_close(x0, x2, rtol=0, atol=0)
+        assert torch.equal(y0, y2) and torch.equal(i0, i2)
+
+
+def test_sampler_order_resume_and_ranks():
+    s = SeededSampler(10, seed=3)
+    s.set_epoch(4)
+    full = list(s)
+    assert sorted(i for _, i in full) == list(range(10)) and {e for e, _ in full} == {4}
+    s.set_epoch(4, start=6)
+    assert list(s) == full[6:] and len(s) == 4
+    s.set_epoch(5)
+    assert [i for _, i in s] != [i for _, i in full]
+    ranks = [SeededSampler(10, seed=3, rank=r, world_size=4) for r in range(4)]
+    for r in ranks:
+        r.set_epoch(4)
+    parts = [[i for _, i in r] for r in ranks]
+    assert all(len(p) == 3 for p in parts)  # 10 padded to 12
+    assert sorted(sum(parts, [])) == sorted([i for _, i in full] + [i for _, i in full[:2]])
+    serial = SeededSampler(5, shuffle=False)
+    assert [i for _, i in serial] == [0, 1, 2, 3, 4]
+
+
+def test_class_balance_weights():
+    labels = np.array([0] * 90 + [1] * 10)
+    w = balanced_weights(labels)
+    assert w[labels == 0].sum() == pytest.approx(w[labels == 1].sum())
+    s = SeededSampler(100, weights=w, seed=0)
+    drawn = labels[[i for _, i in s]]
+    assert 35 <= drawn.sum() <= 65  # about half fake although only 10% of files are fake
+
+
+def test_eval_transform_no_crop_keeps_size(train_set):
+    ds = ImageDataset(train_set, EvalTransform(crop_size=None))
+    assert ds[0][0].shape == (3, 40, 48)
+    assert ImageDataset(train_set, EvalTransform(crop_size=32))[0][0].shape == (3, 32, 32)

@@ -1,0 +1,50 @@
+import urllib.error
+import urllib.request
+
+import pytest
+import torch
+from torchvision import models
+
+from networks import ARCHS, build_model
+from util.errors import UserError
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_every_arch_has_one_logit_and_a_gaussian_head(arch):
+    torch.manual_seed(0)
+    model = build_model(arch, pretrained=False, init_gain=0.02).eval()
+    with torch.no_grad():
+        assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 1)
+    head = model.fc if hasattr(model, "fc") else model.classifier[1]
+    assert head.out_features == 1
+    assert head.weight.std().item() == pytest.approx(0.02, rel=0.15)
+
+
+def test_resnet50_keys_match_torchvision_release_layout():
+    keys = build_model("resnet50", pretrained=False).state_dict()
+    reference = models.resnet50(num_classes=1).state_dict()
+    assert list(keys) == list(reference)
+    assert keys["fc.weight"].shape == (1, 2048) and keys["fc.bias"].shape == (1,)
+
+
+def test_pretrained_path_loads_the_backbone(tmp_path):
+    imagenet = models.resnet18(weights=None)
+    torch.save(imagenet.state_dict(), tmp_path / "r18.pth")
+    model = build_model("resnet18", pretrained_path=tmp_path / "r18.pth")
+    torch.testing.assert_close(model.conv1.weight, imagenet.conv1.weight)
+    torch.testing.assert_close(model.layer4[1].bn2.running_var, imagenet.layer4[1].bn2.running_var)
+    with pytest.raises(UserError, match="not ImageNet weights of resnet34"):
+        build_model("resnet34", pretrained_path=tmp_path / "r18.pth")
+
+
+def test_offline_imagenet_download_fails_at_once_naming_both_ways_out(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty cache forces torchvision to download
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(UserError) as err:
+        build_model("resnet18", pretrained=True)
+    message = str(err.value)
+    assert "--pretrained_path" in message and "--no_pretrained" in message and "resnet18-" in message

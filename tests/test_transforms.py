@@ -1,0 +1,150 @@
+import json
+from io import BytesIO
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy.ndimage import gaussian_filter
+
+from data import AugmentConfig, EvalTransform, TrainTransform, load_rgb
+from data.transforms import (
+    AugmentParams,
+    apply_train_params,
+    center_crop,
+    crop,
+    gaussian_blur,
+    jpeg_cv2,
+    jpeg_pil,
+    resized_size,
+    sample_train_params,
+    to_normalized_tensor,
+    to_rgb,
+)
+
+
+@pytest.mark.parametrize("name", ["real", "fake"])
+def test_test_preprocessing_matches_reference_tensors(shared_reference, name):
+    expected = np.array(json.loads((shared_reference / "preprocess" / f"{name}.json").read_text()), dtype=np.float32)
+    tensor = EvalTransform(224)(load_rgb(str(shared_reference / "examples" / f"{name}.png")))
+    assert tensor.shape == (3, 224, 224)
+    assert np.abs(tensor.numpy().ravel() - expected).max() <= 1e-6
+
+
+def test_blur_equals_scipy_per_channel():
+    arr = np.random.default_rng(0).integers(0, 256, (37, 29, 3), dtype=np.uint8)
+    out = gaussian_blur(arr, 1.7)
+    for c in range(3):
+        np.testing.assert_array_equal(out[:, :, c], gaussian_filter(arr[:, :, c], sigma=1.7, output=np.uint8))
+    assert not np.array_equal(out, arr)
+    np.testing.assert_array_equal(gaussian_blur(arr, 0.0), arr)
+
+
+def test_jpeg_round_trips_match_the_libraries():
+    arr = np.random.default_rng(1).integers(0, 256, (32, 40, 3), dtype=np.uint8)
+    _, enc = cv2.imencode(".jpg", arr[:, :, ::-1].copy(), [cv2.IMWRITE_JPEG_QUALITY, 40])
+    np.testing.assert_array_equal(jpeg_cv2(arr, 40), cv2.imdecode(enc, cv2.IMREAD_COLOR)[:, :, ::-1])
+    buf = BytesIO()
+    Image.fromarray(arr).save(buf, format="jpeg", quality=40)
+    np.testing.assert_array_equal(jpeg_pil(arr, 40), np.asarray(Image.open(BytesIO(buf.getvalue()))))
+    # Lower quality loses more.
+    assert np.abs(jpeg_pil(arr, 30).astype(int) - arr).mean() > np.abs(jpeg_pil(arr, 95).astype(int) - arr).mean()
+
+
+def test_center_crop_follows_torchvision_offsets_and_zero_pads():
+    arr = np.arange(257 * 300 * 3, dtype=np.int64).reshape(257, 300, 3).astype(np.uint8)
+    out = center_crop(arr, 224)
+    np.testing.assert_array_equal(out, arr[16:240, 38:262])  # round(33/2)=16 (half to even), 76/2=38
+    small = np.full((101, 224, 3), 7, np.uint8)
+    padded = center_crop(small, 224)
+    assert padded.shape == (224, 224, 3)
+    # torchvision pads (224-101)//2 = 61 rows on top.
+    assert (padded[:61] == 0).all() and (padded[61:162] == 7).all() and (padded[162:] == 0).all()
+    assert crop(small, -5, 220, 10, 10)[5:, :4].min() == 7 and crop(small, -5, 220, 10, 10)[:5].max() == 0
+
+
+def test_resized_size_keeps_aspect_like_torchvision():
+    assert resized_size(512, 256, 256) == (512, 256)
+    assert resized_size(300, 400, 256) == (256, 341)
+    assert resized_size(691, 563, 256) == (314, 256)
+
+
+def test_normalization_values():
+    arr = np.zeros((2, 2, 3), np.uint8)
+    arr[0, 0] = 255
+    t = to_normalized_tensor(arr)
+    assert t.dtype == torch.float32 and t.shape == (3, 2, 2)
+    assert t[0, 1, 1].item() == pytest.approx(-0.485 / 0.229)
+    assert t[2, 0, 0].item() == pytest.approx((1 - 0.406) / 0.225)
+
+
+@pytest.mark.parametrize(
+    "mode", ["L", "LA", "P", "RGBA", "CMYK", "I;16", "I", "F", "1", "YCbCr"],
+)
+def test_every_mode_becomes_rgb(mode):
+    rgb = Image.fromarray(np.random.default_rng(2).integers(0, 256, (9, 11, 3), dtype=np.uint8))
+    if mode in ("I;16", "I", "F"):
+        gray = np.linspace(0, 65535 if mode != "F" else 255, 99).reshape(9, 11)
+        img = Image.fromarray(gray.astype({"I;16": np.uint16, "I": np.int32, "F": np.float32}[mode]))
+        assert img.mode == mode
+    else:
+        img = rgb.convert(mode)
+    out = to_rgb(img)
+    assert out.mode == "RGB" and out.size == (11, 9)
+    if mode in ("I;16", "I"):
+        arr = np.asarray(out)
+        assert arr[0, 0, 0] == 0 and arr[-1, -1, 0] == 255 and 100 < arr[4, 5, 0] < 155  # scaled, not clipped
+
+
+def test_sixteen_bit_png_is_scaled(tmp_path):
+    gray = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)
+    Image.fromarray(gray).save(tmp_path / "g16.png")
+    arr = np.asarray(load_rgb(str(tmp_path / "g16.png")))
+    assert arr.shape == (8, 8, 3) and arr.max() == round(63000 * 255 / 65535)
+
+
+def _img(seed=3, size=(50, 70)):
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8))
+
+
+def test_train_transform_applies_steps_in_reference_order():
+    cfg = AugmentConfig(load_size=40, crop_size=32, blur_prob=1.0, jpg_prob=1.0)
+    params = AugmentParams("bilinear", 1.0, ("pil", 50), crop_top=3, crop_left=5, flip=True)
+    img = _img()
+    arr = np.asarray(img.resize((56, 40), Image.Resampling.BILINEAR))
+    arr = jpeg_pil(gaussian_blur(arr, 1.0), 50)[3:35, 5:37][:, ::-1]
+    torch.testing.assert_close(apply_train_params(img, cfg, params), to_normalized_tensor(arr), rtol=0, atol=0)
+
+
+def test_sampled_params_respect_ranges():
+    cfg = AugmentConfig(load_size=40, crop_size=32, blur_prob=0.5, blur_sig=(0.0, 3.0), jpg_prob=0.5,
+                        jpg_method=("cv2", "pil"), jpg_qual=(30, 100), rz_interp=("bilinear", "lanczos"))
+    draws = [sample_train_params(np.random.default_rng(i), cfg, 70, 50) for i in range(4000)]
+    sigmas = [p.blur_sigma for p in draws if p.blur_sigma is not None]
+    qualities = {p.jpeg[1] for p in draws if p.jpeg}
+    assert 0.0 <= min(sigmas) < 0.1 and 2.9 < max(sigmas) <= 3.0
+    assert qualities == set(range(30, 101))  # inclusive at both ends
+    assert {p.jpeg[0] for p in draws if p.jpeg} == {"cv2", "pil"}
+    assert {p.interpolation for p in draws} == {"bilinear", "lanczos"}
+    assert {p.crop_top for p in draws} == set(range(0, 9)) and {p.crop_left for p in draws} == set(range(0, 25))
+
+
+@pytest.mark.parametrize("p", [0.0, 0.1, 0.5, 1.0])
+def test_perturbation_probability(p):
+    cfg = AugmentConfig(load_size=40, crop_size=32, blur_prob=p, jpg_prob=p)
+    n = 4000
+    draws = [sample_train_params(np.random.default_rng((7, i)), cfg, 70, 50) for i in range(n)]
+    blur = sum(d.blur_sigma is not None for d in draws) / n
+    jpeg = sum(d.jpeg is not None for d in draws) / n
+    tolerance = 4 * (p * (1 - p) / n) ** 0.5  # four standard errors
+    assert abs(blur - p) <= tolerance and abs(jpeg - p) <= tolerance
+    both = sum(d.blur_sigma is not None and d.jpeg is not None for d in draws) / n
+    assert abs(both - p * p) <= 4 * (p * p * (1 - p * p) / n) ** 0.5 + 1e-12  # independent coins
+
+
+def test_no_flip_and_no_crop_are_honoured():
+    cfg = AugmentConfig(load_size=40, crop_size=32, flip=False, crop=False)
+    out = TrainTransform(cfg)(_img(), np.random.default_rng(0))
+    assert out.shape == (3, 40, 56)
+    assert not any(sample_train_params(np.random.default_rng(i), cfg, 70, 50).flip for i in range(50))

@@ -1,0 +1,1 @@
+"""Checkpoints, metrics, errors and process helpers."""

@@ -1,0 +1,104 @@
+"""Checkpoint files: always loaded with ``weights_only=True``, always written atomically.
+
+Accepted on load: the authors' release format ``{'model', 'optimizer', 'total_steps'}``, this project's
+training checkpoints (the same keys and more), and a bare state dict; keys prefixed by ``module.`` (DDP)
+or ``_orig_mod.`` (torch.compile) are unwrapped.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from util.errors import UserError
+
+FORMAT_VERSION = 1
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+class CheckpointError(UserError):
+    """A checkpoint that is missing, unreadable, unsafe, or made for another network."""
+
+
+def load_checkpoint(path: Path | str) -> dict[str, Any]:
+    """Read a checkpoint to CPU tensors, refusing any pickle that holds more than tensors and plain types."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "weights only" in str(err).lower() or "weights_only" in str(err):
+            raise CheckpointError(
+                f"{path}: refused: the file holds Python objects other than tensors and plain types, and "
+                f"loading it could run code (only weights_only=True loading is allowed)"
+            ) from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({err})") from None
+    except Exception as err:  # torch's parsers raise many types on damaged bytes (IndexError, RuntimeError, ...)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({first})") from None
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
+    return dict(obj)
+
+
+def extract_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """The model weights of a release/training checkpoint or a bare state dict, wrapper prefixes removed."""
+    state = checkpoint["model"] if isinstance(checkpoint.get("model"), Mapping) else checkpoint
+    out = {}
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"entry {key!r} is a {type(value).__name__}, not a tensor: not a state dict")
+        while key.startswith(_WRAPPER_PREFIXES):
+            key = key.split(".", 1)[1]
+        out[key] = value
+    return out
+
+
+def load_weights(model: nn.Module, state: Mapping[str, torch.Tensor], source: str, arch: str) -> None:
+    """Strict load; a mismatch is reported in one line that says which network the weights seem to fit."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+        if shapes:
+            k = shapes[0]
+            parts.append(f"{len(shapes)} shape mismatches (e.g. {k}: file {list(state[k].shape)}, "
+                         f"{arch} {list(own[k].shape)})")
+        raise CheckpointError(f"{source}: weights do not fit --arch {arch}: " + "; ".join(parts))
+    model.load_state_dict(state, strict=True)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The bare module under DDP / torch.compile wrappers, so saved keys carry no prefixes."""
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
+        model = getattr(model, "module", None) or model._orig_mod
+    return model
+
+
+def save_checkpoint(path: Path | str, payload: Mapping[str, Any]) -> None:
+    """Write ``payload`` atomically: a crash mid-write leaves the previous file at ``path`` intact."""
+    if "model" not in payload:
+        raise ValueError("a checkpoint must hold the 'model' state dict")
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save({**payload, "format_version": FORMAT_VERSION}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
