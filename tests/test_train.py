@@ -1,0 +1,160 @@
+import json
+import os
+import shlex
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+
+import util.engine
+from data.synthetic import make_upsampling_set
+from tests.test_options import AUTHORS_COMMAND
+from train import main
+from util.checkpoint import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def tiny_args(root: Path, ckpt: Path, name: str, *extra: str) -> list[str]:
+    return ["--dataroot", str(root), "--checkpoints_dir", str(ckpt), "--name", name, "--arch", "resnet18",
+            "--no_pretrained", "--load_size", "40", "--crop_size", "32", "--batch_size", "8", "--num_workers", "0",
+            "--lr", "1e-3", "--blur_prob", "0.5", "--blur_sig", "0,2", "--jpg_prob", "0.5", "--jpg_method", "cv2,pil",
+            "--jpg_qual", "60,100", "--val_perturb", "--loss_freq", "1", *extra]
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory) -> Path:
+    return make_upsampling_set(tmp_path_factory.mktemp("small"), splits={"train": 8, "val": 4}, size=40)
+
+
+def test_tiny_network_learns_the_upsampling_fingerprint(tmp_path):
+    root = make_upsampling_set(tmp_path / "data", splits={"train": 100, "val": 32}, size=64)
+    args = ["--dataroot", str(root), "--checkpoints_dir", str(tmp_path / "ck"), "--name", "tiny", "--arch",
+            "resnet18", "--no_pretrained", "--load_size", "64", "--crop_size", "48", "--batch_size", "16",
+            "--epochs", "5", "--num_workers", "2", "--lr", "1e-3", "--loss_freq", "5", "--save_latest_freq", "7",
+            "--save_epoch_freq", "2"]
+    main(args)
+    run = tmp_path / "ck" / "tiny"
+    names = {p.name for p in run.iterdir()}
+    assert {"opt.json", "metrics.jsonl", "latest.pth", "best.pth", "epoch_2.pth", "epoch_4.pth"} <= names
+    assert any(n.startswith("events.out.tfevents") for n in names)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    val = [r for r in records if r["type"] == "val"]
+    train = [r for r in records if r["type"] == "train"]
+    assert [r["epoch"] for r in val] == [1, 2, 3, 4, 5] and len(train) == 25  # 5 epochs x 25 steps, every 5th
+    assert all(r["images_per_s"] > 0 for r in train)
+    assert max(r["ap"] for r in val) >= 0.95
+    best = load_checkpoint(run / "best.pth")
+    best_epoch = max(val, key=lambda r: (r["acc"], -r["epoch"]))["epoch"]
+    assert best["progress"]["epochs_done"] == best_epoch and best["early_stopping"]["best_epoch"] == best_epoch
+    assert json.loads((run / "opt.json").read_text())["crop_size"] == 48
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)["model"]
+
+
+def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_resume_at_epoch_end_and_after_a_kill_is_exact(small_set, tmp_path, monkeypatch):
+    ck = tmp_path / "ck"
+    main(tiny_args(small_set, ck, "straight", "--epochs", "4"))
+    straight = _weights(ck / "straight" / "latest.pth")
+
+    main(tiny_args(small_set, ck, "split", "--epochs", "2"))
+    main(tiny_args(small_set, ck, "split", "--epochs", "4", "--continue_train"))
+    _assert_same(straight, _weights(ck / "split" / "latest.pth"))
+
+    # A kill in epoch 3 (4 steps per epoch): `latest` from step 9 survives and resume replays steps 10-16.
+    real_step = util.engine.train_step
+    calls = {"n": 0}
+
+    def killed_at_step_11(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 11:
+            raise SystemExit("killed")
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(util.engine, "train_step", killed_at_step_11)
+    with pytest.raises(SystemExit):
+        main(tiny_args(small_set, ck, "killed", "--epochs", "4", "--save_latest_freq", "3"))
+    monkeypatch.setattr(util.engine, "train_step", real_step)
+    progress = load_checkpoint(ck / "killed" / "latest.pth")["progress"]
+    assert progress == {"epochs_done": 2, "batches_done": 1, "total_steps": 9, "finished": False}
+    main(tiny_args(small_set, ck, "killed", "--epochs", "4", "--save_latest_freq", "3", "--continue_train"))
+    _assert_same(straight, _weights(ck / "killed" / "latest.pth"))
+
+
+def test_existing_run_needs_continue_train(small_set, tmp_path, capsys):
+    main(tiny_args(small_set, tmp_path, "once", "--epochs", "1"))
+    with pytest.raises(SystemExit) as exc:
+        main(tiny_args(small_set, tmp_path, "once", "--epochs", "1"))
+    assert exc.value.code == 2 and "--continue_train" in capsys.readouterr().err
+
+
+def test_non_finite_loss_stops_with_a_clear_message(small_set, tmp_path, monkeypatch, capsys):
+    real_bce = torch.nn.functional.binary_cross_entropy_with_logits
+    calls = {"n": 0}
+
+    def nan_at_step_6(logits, target):
+        calls["n"] += 1
+        loss = real_bce(logits, target)
+        return loss * float("nan") if calls["n"] == 6 else loss
+
+    monkeypatch.setattr(torch.nn.functional, "binary_cross_entropy_with_logits", nan_at_step_6)
+    with pytest.raises(SystemExit) as exc:
+        main(tiny_args(small_set, tmp_path, "nan", "--epochs", "3", "--save_latest_freq", "4"))
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "step 6: loss is nan" in err and "latest.pth" in err
+    assert load_checkpoint(tmp_path / "nan" / "latest.pth")["total_steps"] == 4  # last good checkpoint kept
+
+
+def test_authors_command_offline_stops_at_once(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(SystemExit) as exc:
+        main(shlex.split(AUTHORS_COMMAND) + ["--checkpoints_dir", str(tmp_path / "ck"), "--dataroot",
+                                             str(tmp_path / "no_data_needed")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert err.count("\n") == 1 and "--pretrained_path" in err and "--no_pretrained" in err
+
+
+def test_torchrun_two_cpu_processes_match_one_process(small_set, tmp_path):
+    """Two processes with batch 8 each see the same global batches as one process with batch 16.
+
+    They differ only in BatchNorm statistics (per-process batches) and float summation order, so the validation
+    metrics agree within 0.1 (accuracy and AP over 16 validation images) rather than exactly.
+    """
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    args = tiny_args(small_set, tmp_path, "ddp", "--epochs", "2", "--device", "cpu")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+           str(ROOT / "train.py"), *args]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "ddp"
+    assert sorted(p.name for p in run.glob("*.pth")) == ["best.pth", "latest.pth"]
+    val_ddp = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"val"' in x]
+    assert len(val_ddp) == 2  # one writer: rank 0 only
+    assert load_checkpoint(run / "latest.pth")["total_steps"] == 4  # 32 images / (2 x 8) per step, 2 epochs
+
+    single = tiny_args(small_set, tmp_path, "single", "--epochs", "2", "--device", "cpu")
+    single[single.index("--batch_size") + 1] = "16"
+    main(single)
+    val_one = [json.loads(x) for x in (tmp_path / "single" / "metrics.jsonl").read_text().splitlines()
+               if '"val"' in x]
+    for a, b in zip(val_ddp, val_one):
+        assert abs(a["acc"] - b["acc"]) <= 0.1 and abs(a["ap"] - b["ap"]) <= 0.1

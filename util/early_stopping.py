@@ -1,0 +1,54 @@
+"""The paper's schedule: patience on validation accuracy, LR / 10 when it runs out, stop below a minimum LR."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+Action = Literal["continue", "drop", "stop"]
+
+
+@dataclass
+class EarlyStopping:
+    patience: int = 5
+    min_delta: float = 0.001
+    """Gain over the phase's best that counts as an improvement before the first LR drop."""
+    min_delta_after_drop: float = 0.002
+    lr_factor: float = 10.0
+    min_lr: float = 1e-6
+    """Training ends when the next LR would fall below this (phases 1e-4, 1e-5, 1e-6 from 1e-4)."""
+
+    phase_best: float | None = None
+    """Best accuracy in the current LR phase; each phase starts a new window, as in the authors' code."""
+    bad_epochs: int = 0
+    drops: int = 0
+    best_acc: float = -math.inf
+    """Best accuracy over ALL phases: the `best` checkpoint follows this, not the phase's best."""
+    best_epoch: int = -1
+
+    def step(self, epoch: int, acc: float, lr: float) -> tuple[Action, bool, float]:
+        """Record one epoch's validation accuracy; returns (action, is_global_best, lr to use next)."""
+        is_best = acc > self.best_acc
+        if is_best:
+            self.best_acc, self.best_epoch = acc, epoch
+        delta = self.min_delta if self.drops == 0 else self.min_delta_after_drop
+        if self.phase_best is None or acc >= self.phase_best + delta:
+            self.phase_best, self.bad_epochs = acc, 0
+            return "continue", is_best, lr
+        self.bad_epochs += 1
+        if self.bad_epochs < self.patience:
+            return "continue", is_best, lr
+        new_lr = lr / self.lr_factor
+        if new_lr < self.min_lr * (1 - 1e-6):  # tolerance: 1e-4 / 10 / 10 is not exactly 1e-6 in floats
+            return "stop", is_best, lr
+        self.drops += 1
+        self.phase_best, self.bad_epochs = None, 0
+        return "drop", is_best, new_lr
+
+    def state_dict(self) -> dict[str, float | int | None]:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict[str, float | int | None]) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)

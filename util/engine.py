@@ -1,0 +1,270 @@
+"""Training and validation loops for the detector (the paper's recipe; see train.py for commands).
+
+A run folder ``<checkpoints_dir>/<name>/`` holds ``opt.json``, ``metrics.jsonl``, TensorBoard events and the
+checkpoints ``latest.pth`` (every ``--save_latest_freq`` steps and every epoch), ``best.pth`` (global best
+validation accuracy over all LR phases) and ``epoch_<k>.pth`` (every ``--save_epoch_freq`` epochs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from data import ImageDataset, SeededSampler, TrainTransform, ValTransform, augment_config, balanced_weights, scan_folder
+from networks import build_model
+from options.options import describe_options, options_dict, save_options, train_parser
+from util import distributed
+from util.checkpoint import extract_state_dict, load_checkpoint, load_weights, save_checkpoint, unwrap
+from util.early_stopping import EarlyStopping
+from util.errors import UserError
+from util.metrics import binary_metrics
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class Progress:
+    """Where training stands; ``epochs_done`` also indexes the sampler's epoch, so resume replays the data."""
+
+    epochs_done: int = 0
+    batches_done: int = 0  # within the current epoch, per process
+    total_steps: int = 0
+    finished: bool = False
+
+
+def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    if amp == "off":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp])
+
+
+def make_loader(dataset: ImageDataset, sampler: SeededSampler, opt: argparse.Namespace, device: torch.device,
+                train: bool) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_size=opt.batch_size,
+        sampler=sampler,
+        num_workers=opt.num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=opt.num_workers > 0,
+        # A last batch of one image would break BatchNorm in training; the sampler reshuffles every epoch.
+        drop_last=train,
+    )
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: DataLoader, device: torch.device, amp: str,
+            progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, logits) for every sample of the loader's dataset, in dataset order, gathered from all processes."""
+    model.eval()
+    indices, labels, logits = [], [], []
+    for images, target, index in tqdm(loader, desc="validate", leave=False, disable=not progress):
+        images = images.to(device, non_blocking=True, memory_format=_memory_format(device))
+        with autocast(device, amp):
+            logits.append(model(images).squeeze(1).float())
+        labels.append(target.to(device))
+        indices.append(index.to(device))
+    total = len(loader.dataset)
+    labels_all, logits_all = distributed.gather_by_index(torch.cat(indices), torch.cat(labels), torch.cat(logits),
+                                                         total=total)
+    return labels_all.astype(np.int64), logits_all
+
+
+def _memory_format(device: torch.device) -> torch.memory_format:
+    # channels_last speeds up convolutions on CUDA tensor cores; on CPU it gains nothing here.
+    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+
+
+def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
+               scaler: torch.amp.GradScaler, device: torch.device, amp: str) -> float:
+    """One optimization step; returns the loss, refusing to step on a non-finite one."""
+    with autocast(device, amp):
+        logits = model(images).squeeze(1)
+    loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
+    value = loss.item()
+    if not math.isfinite(value):
+        raise FloatingPointError(f"loss is {value}")
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return value
+
+
+class RunLog:
+    """metrics.jsonl + TensorBoard; a no-op in every process but the main one."""
+
+    def __init__(self, run_dir: Path, enabled: bool) -> None:
+        self.enabled = enabled
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.jsonl = open(run_dir / "metrics.jsonl", "a")
+            self.writer = SummaryWriter(log_dir=str(run_dir))
+
+    def log(self, kind: str, step: int, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        self.jsonl.write(json.dumps({"type": kind, "step": step, **record}) + "\n")
+        self.jsonl.flush()
+        for key, value in record.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                self.writer.add_scalar(f"{kind}/{key}", value, step)
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.jsonl.close()
+            self.writer.close()
+
+
+def _checkpoint_name(which: str) -> str:
+    return f"epoch_{which}.pth" if which.isdigit() else f"{which}.pth"
+
+
+def _make_optimizer(opt: argparse.Namespace, model: nn.Module) -> torch.optim.Optimizer:
+    if opt.optim == "adam":
+        return torch.optim.Adam(model.parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
+    return torch.optim.SGD(model.parameters(), lr=opt.lr, momentum=0.0)
+
+
+def _datasets(opt: argparse.Namespace) -> tuple[ImageDataset, ImageDataset]:
+    cfg = augment_config(opt)
+    train_samples = scan_folder(opt.dataroot / opt.train_split, opt.classes)
+    val_samples = scan_folder(opt.dataroot / opt.val_split, opt.classes)
+    return (ImageDataset(train_samples, TrainTransform(cfg), seed=opt.seed),
+            ImageDataset(val_samples, ValTransform(cfg, perturb=opt.val_perturb), seed=opt.seed))
+
+
+def train(opt: argparse.Namespace) -> dict[str, Any]:
+    """Run (or resume) training as the options say; returns the best validation accuracy and its epoch."""
+    process, device = distributed.setup(opt.device)
+    try:
+        return _train(opt, process, device)
+    finally:
+        distributed.teardown()
+
+
+def _train(opt: argparse.Namespace, process: distributed.Process, device: torch.device) -> dict[str, Any]:
+    run_dir = opt.checkpoints_dir / opt.name
+    resume = None
+    if opt.continue_train:
+        resume = load_checkpoint(run_dir / _checkpoint_name(opt.epoch))
+    elif (run_dir / "latest.pth").exists():
+        raise UserError(f"{run_dir} already holds a run: pass --continue_train to resume it, or pick another --name")
+    if process.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        print(describe_options(train_parser(), opt))
+        save_options(opt, run_dir / "opt.json")
+
+    # The model comes first so that a failed ImageNet download stops the run before any data is scanned.
+    torch.manual_seed(opt.seed)  # the new head's initialization
+    model = build_model(opt.arch, pretrained=not opt.no_pretrained and resume is None,
+                        pretrained_path=opt.pretrained_path if resume is None else None, init_gain=opt.init_gain)
+    train_set, val_set = _datasets(opt)
+    train_sampler = SeededSampler(
+        len(train_set), seed=opt.seed, shuffle=not opt.serial_batches,
+        weights=balanced_weights(train_set.labels) if opt.class_bal else None,
+        rank=process.rank, world_size=process.world_size,
+    )
+    val_sampler = SeededSampler(len(val_set), shuffle=False, rank=process.rank, world_size=process.world_size)
+    batches_per_epoch = train_sampler.per_rank() // opt.batch_size
+    if batches_per_epoch == 0:
+        raise UserError(f"{opt.dataroot / opt.train_split}: {train_sampler.per_rank()} images per process, "
+                        f"fewer than --batch_size {opt.batch_size}")
+    train_loader = make_loader(train_set, train_sampler, opt, device, train=True)
+    val_loader = make_loader(val_set, val_sampler, opt, device, train=False)
+
+    optimizer = _make_optimizer(opt, model)
+    scaler = torch.amp.GradScaler(device.type, enabled=opt.amp == "fp16")
+    stopper = EarlyStopping(patience=opt.patience)
+    progress = Progress()
+    if resume is not None:
+        load_weights(model, extract_state_dict(resume), str(run_dir / _checkpoint_name(opt.epoch)), opt.arch)
+        if not opt.new_optim:
+            optimizer.load_state_dict(resume["optimizer"])
+            scaler.load_state_dict(resume["scaler"])
+        stopper.load_state_dict(resume["early_stopping"])
+        progress = Progress(**resume["progress"])
+    model.to(device, memory_format=_memory_format(device))
+    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
+        if process.world_size > 1 else model
+
+    def checkpoint(path: Path) -> None:
+        if process.is_main:
+            save_checkpoint(path, {
+                "model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(), "total_steps": progress.total_steps,
+                "progress": vars(progress).copy(), "early_stopping": stopper.state_dict(),
+                "options": options_dict(opt),
+            })
+
+    log = RunLog(run_dir, process.is_main)
+    try:
+        while not progress.finished and progress.epochs_done < opt.epochs:
+            _train_epoch(net, train_loader, optimizer, scaler, device, opt, process, progress, batches_per_epoch,
+                         log, checkpoint, run_dir)
+            labels, logits = predict(net, val_loader, device, opt.amp, progress=process.is_main)
+            metrics = binary_metrics(labels, 1 / (1 + np.exp(-logits)))
+            epoch = progress.epochs_done + 1
+            action, is_best, lr = stopper.step(epoch, metrics["acc"], optimizer.param_groups[0]["lr"])
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            progress.epochs_done, progress.batches_done = epoch, 0
+            progress.finished = action == "stop"
+            log.log("val", progress.total_steps, {"epoch": epoch, **metrics, "lr": lr, "action": action,
+                                                  "best": is_best})
+            if process.is_main:
+                print(f"epoch {epoch}: val acc {metrics['acc']:.4f} ap {metrics['ap']:.4f} "
+                      f"(real {metrics['r_acc']:.4f}, fake {metrics['f_acc']:.4f}) -> {action}, lr {lr:g}"
+                      + (", new best" if is_best else ""))
+            checkpoint(run_dir / "latest.pth")
+            if is_best:
+                checkpoint(run_dir / "best.pth")
+            if epoch % opt.save_epoch_freq == 0:
+                checkpoint(run_dir / f"epoch_{epoch}.pth")
+    finally:
+        log.close()
+    return {"best_acc": stopper.best_acc, "best_epoch": stopper.best_epoch, "epochs": progress.epochs_done}
+
+
+def _train_epoch(net, loader, optimizer, scaler, device, opt, process, progress, batches_per_epoch, log,
+                 checkpoint, run_dir) -> None:
+    loader.sampler.set_epoch(progress.epochs_done, start=progress.batches_done * opt.batch_size)
+    net.train()
+    window_start, window_images = time.perf_counter(), 0
+    bar = tqdm(loader, desc=f"epoch {progress.epochs_done + 1}", total=batches_per_epoch,
+               initial=progress.batches_done, disable=not process.is_main, dynamic_ncols=True)
+    for images, labels, _ in bar:
+        images = images.to(device, non_blocking=True, memory_format=_memory_format(device))
+        labels = labels.to(device, non_blocking=True)
+        try:
+            loss = train_step(net, images, labels, optimizer, scaler, device, opt.amp)
+        except FloatingPointError as err:
+            raise UserError(f"training stopped at step {progress.total_steps + 1}: {err}. The last good checkpoint "
+                            f"is {run_dir / 'latest.pth'}; try a lower --lr or --amp off") from None
+        progress.batches_done += 1
+        progress.total_steps += 1
+        window_images += len(images) * process.world_size
+        if progress.total_steps % opt.loss_freq == 0:
+            elapsed = time.perf_counter() - window_start
+            log.log("train", progress.total_steps, {"epoch": progress.epochs_done + 1, "loss": loss,
+                                                    "lr": optimizer.param_groups[0]["lr"],
+                                                    "images_per_s": window_images / max(elapsed, 1e-9)})
+            window_start, window_images = time.perf_counter(), 0
+        bar.set_postfix(loss=f"{loss:.4f}")
+        if progress.total_steps % opt.save_latest_freq == 0:
+            checkpoint(run_dir / "latest.pth")
