@@ -66,6 +66,7 @@ def build_model(
         try:
             model.load_state_dict(state)
         except RuntimeError as err:
-            raise UserError(f"{pretrained_path or arch}: not ImageNet weights of {arch}: {str(err).splitlines()[0]}")
+            reason = str(err).splitlines()[0]
+            raise UserError(f"{pretrained_path or arch}: not ImageNet weights of {arch}: {reason}") from None
     _replace_head(model, init_gain)
     return model

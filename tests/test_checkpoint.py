@@ -36,7 +36,7 @@ def test_bare_and_prefixed_state_dicts(tmp_path, prefix):
     torch.save({prefix + k: v for k, v in model.state_dict().items()}, tmp_path / "w.pth")
     other = build_model("resnet18", pretrained=False)
     load_weights(other, extract_state_dict(load_checkpoint(tmp_path / "w.pth")), "w.pth", "resnet18")
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values(), strict=True))
 
 
 def test_save_load_round_trip_is_exact_and_plain(tmp_path):

@@ -72,7 +72,7 @@ def test_validation_is_identical_every_epoch(train_set):
     val = ImageDataset(train_set, ValTransform(AUG, perturb=True), seed=0)
     sampler = SeededSampler(len(val), shuffle=False)
     epochs = []
-    for epoch in range(3):
+    for _ in range(3):
         sampler.set_epoch(0)  # validation never advances the epoch
         loader = DataLoader(val, batch_size=4, sampler=sampler)
         epochs.append(torch.cat([x for x, _, _ in loader]))
@@ -98,7 +98,7 @@ def test_zero_and_two_workers_give_identical_batches(train_set):
 
     serial, parallel = batches(0), batches(2)
     assert len(serial) == len(parallel) == 12  # 16 images, batches of 3, two epochs
-    for (x0, y0, i0), (x2, y2, i2) in zip(serial, parallel):
+    for (x0, y0, i0), (x2, y2, i2) in zip(serial, parallel, strict=True):
         torch.testing.assert_close(x0, x2, rtol=0, atol=0)
         assert torch.equal(y0, y2) and torch.equal(i0, i2)
 

@@ -28,7 +28,8 @@ def test_authors_training_command_parses():
 def test_authors_aliases_and_single_values():
     opt = parse_train_options(
         ["--loadSize", "128", "--cropSize", "112", "--niter", "7", "--earlystop_epoch", "3", "--num_threads", "0",
-         "--gpu_ids", "-1", "--blur_sig", "1.5", "--jpg_qual", "90", "--arch", "res50", "--rz_interp", "bicubic,nearest"]
+         "--gpu_ids", "-1", "--blur_sig", "1.5", "--jpg_qual", "90", "--arch", "res50",
+         "--rz_interp", "bicubic,nearest"]
     )
     assert (opt.load_size, opt.crop_size, opt.epochs, opt.patience, opt.num_workers) == (128, 112, 7, 3, 0)
     assert opt.device == "cpu"

@@ -156,5 +156,5 @@ def test_torchrun_two_cpu_processes_match_one_process(small_set, tmp_path):
     main(single)
     val_one = [json.loads(x) for x in (tmp_path / "single" / "metrics.jsonl").read_text().splitlines()
                if '"val"' in x]
-    for a, b in zip(val_ddp, val_one):
+    for a, b in zip(val_ddp, val_one, strict=True):
         assert abs(a["acc"] - b["acc"]) <= 0.1 and abs(a["ap"] - b["ap"]) <= 0.1

@@ -23,7 +23,15 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from data import ImageDataset, SeededSampler, TrainTransform, ValTransform, augment_config, balanced_weights, scan_folder
+from data import (
+    ImageDataset,
+    SeededSampler,
+    TrainTransform,
+    ValTransform,
+    augment_config,
+    balanced_weights,
+    scan_folder,
+)
 from networks import build_model
 from options.options import describe_options, options_dict, save_options, train_parser
 from util import distributed
@@ -110,7 +118,7 @@ class RunLog:
     def __init__(self, run_dir: Path, enabled: bool) -> None:
         self.enabled = enabled
         if enabled:
-            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import SummaryWriter  # slow to import; only the writing process needs it
 
             self.jsonl = open(run_dir / "metrics.jsonl", "a")
             self.writer = SummaryWriter(log_dir=str(run_dir))
