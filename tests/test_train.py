@@ -158,3 +158,13 @@ def test_torchrun_two_cpu_processes_match_one_process(small_set, tmp_path):
                if '"val"' in x]
     for a, b in zip(val_ddp, val_one, strict=True):
         assert abs(a["acc"] - b["acc"]) <= 0.1 and abs(a["ap"] - b["ap"]) <= 0.1
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_autocast_modes_train_and_resume_on_cpu(small_set, tmp_path, amp):
+    main(tiny_args(small_set, tmp_path, amp, "--epochs", "1", "--amp", amp, "--device", "cpu"))
+    main(tiny_args(small_set, tmp_path, amp, "--epochs", "2", "--amp", amp, "--device", "cpu", "--continue_train"))
+    ckpt = load_checkpoint(tmp_path / amp / "latest.pth")
+    assert ckpt["progress"]["epochs_done"] == 2
+    assert ("scale" in ckpt["scaler"]) == (amp == "fp16")  # only fp16 uses (and saves) a gradient scaler
+    assert all(torch.isfinite(v.float()).all() for v in ckpt["model"].values())
