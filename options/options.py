@@ -15,10 +15,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from data.transforms import JPEG_ENCODERS, PIL_INTERPOLATION
 from networks import ARCHS
 
-INTERPOLATIONS = ("bilinear", "bicubic", "lanczos", "nearest")
-JPEG_METHODS = ("cv2", "pil")
+INTERPOLATIONS = tuple(PIL_INTERPOLATION)
+JPEG_METHODS = tuple(JPEG_ENCODERS)
 # The authors' option spelled `res50`; it still selects ResNet-50.
 ARCH_ALIASES = {"res50": "resnet50"}
 
