@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.special import expit
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
@@ -168,9 +169,9 @@ def train(opt: argparse.Namespace) -> dict[str, Any]:
 
 def _train(opt: argparse.Namespace, process: distributed.Process, device: torch.device) -> dict[str, Any]:
     run_dir = opt.checkpoints_dir / opt.name
-    resume = None
+    resume, resume_path = None, run_dir / _checkpoint_name(opt.epoch)
     if opt.continue_train:
-        resume = load_checkpoint(run_dir / _checkpoint_name(opt.epoch))
+        resume = load_checkpoint(resume_path)
     elif (run_dir / "latest.pth").exists():
         raise UserError(f"{run_dir} already holds a run: pass --continue_train to resume it, or pick another --name")
     if process.is_main:
@@ -201,7 +202,7 @@ def _train(opt: argparse.Namespace, process: distributed.Process, device: torch.
     stopper = EarlyStopping(patience=opt.patience)
     progress = Progress()
     if resume is not None:
-        load_weights(model, extract_state_dict(resume), str(run_dir / _checkpoint_name(opt.epoch)), opt.arch)
+        load_weights(model, extract_state_dict(resume), str(resume_path), opt.arch)
         if not opt.new_optim:
             optimizer.load_state_dict(resume["optimizer"])
             scaler.load_state_dict(resume["scaler"])
@@ -226,7 +227,7 @@ def _train(opt: argparse.Namespace, process: distributed.Process, device: torch.
             _train_epoch(net, train_loader, optimizer, scaler, device, opt, process, progress, batches_per_epoch,
                          log, checkpoint, run_dir)
             labels, logits = predict(net, val_loader, device, opt.amp, progress=process.is_main)
-            metrics = binary_metrics(labels, 1 / (1 + np.exp(-logits)))
+            metrics = binary_metrics(labels, expit(logits))
             epoch = progress.epochs_done + 1
             action, is_best, lr = stopper.step(epoch, metrics["acc"], optimizer.param_groups[0]["lr"])
             for group in optimizer.param_groups:
