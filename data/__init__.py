@@ -3,15 +3,22 @@
 from argparse import Namespace
 
 from data.datasets import (
+    PAPER_MEAN_SETS,
+    PAPER_TEST_SETS,
     DatasetError,
     ImageDataset,
     Sample,
     SeededSampler,
+    SizeGroupedBatches,
     balanced_weights,
+    find_test_sets,
+    image_size,
+    is_set_folder,
+    list_images,
     load_rgb,
     scan_folder,
 )
-from data.transforms import AugmentConfig, EvalTransform, TrainTransform, ValTransform
+from data.transforms import AugmentConfig, EvalTransform, Perturbation, TrainTransform, ValTransform
 
 
 def augment_config(opt: Namespace) -> AugmentConfig:
@@ -32,7 +39,15 @@ def augment_config(opt: Namespace) -> AugmentConfig:
 
 
 __all__ = [
+    "PAPER_MEAN_SETS",
+    "PAPER_TEST_SETS",
     "AugmentConfig",
+    "Perturbation",
+    "SizeGroupedBatches",
+    "find_test_sets",
+    "image_size",
+    "is_set_folder",
+    "list_images",
     "DatasetError",
     "ImageDataset",
     "Sample",

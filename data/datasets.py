@@ -41,7 +41,14 @@ class Sample:
     subclass: str  # "" for a set without sub-class folders
 
 
-def _images_below(folder: Path) -> list[str]:
+# Table 2's order: the paper's 11 sets, then the two added after publication.
+PAPER_TEST_SETS = ("progan", "stylegan", "biggan", "cyclegan", "stargan", "gaugan", "crn", "imle", "seeingdark",
+                   "san", "deepfake", "stylegan2", "whichfaceisreal")
+PAPER_MEAN_SETS = PAPER_TEST_SETS[:11]
+
+
+def list_images(folder: Path | str) -> list[str]:
+    """Every image file below ``folder`` (recursively, symlinks followed), sorted."""
     found = []
     for dirpath, _, filenames in os.walk(folder, followlinks=True):
         found.extend(os.path.join(dirpath, f) for f in filenames if f.lower().endswith(IMAGE_EXTENSIONS))
@@ -57,7 +64,7 @@ def _labeled_samples(folder: Path, subclass: str) -> list[Sample]:
         Sample(path, label, subclass)
         for name, label in LABEL_FOLDERS.items()
         if (folder / name).is_dir()
-        for path in _images_below(folder / name)
+        for path in list_images(folder / name)
     ]
 
 
@@ -87,6 +94,38 @@ def scan_folder(root: Path | str, classes: Sequence[str] | None = None) -> list[
     if not samples:
         raise DatasetError(f"{root}: no images found (extensions: {' '.join(IMAGE_EXTENSIONS)})")
     return samples
+
+
+def is_set_folder(folder: Path) -> bool:
+    """A test set: ``0_real``/``1_fake`` directly or in sub-class folders."""
+    return _is_labeled(folder) or any(p.is_dir() and _is_labeled(p) for p in folder.iterdir())
+
+
+def find_test_sets(root: Path | str, names: Sequence[str] | None = None) -> list[tuple[str, Path]]:
+    """(name, folder) of the test sets under ``root``: those named, in that order, or every set found, in
+    Table 2's order and then alphabetically. A ``root`` that is itself one set is returned alone."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such folder")
+    if _is_labeled(root):
+        return [(root.name, root)]
+    found = {p.name: p for p in root.iterdir() if p.is_dir() and is_set_folder(p)}
+    if names:
+        missing = [n for n in names if n not in found]
+        if missing:
+            raise DatasetError(f"{root}: test sets not found: {', '.join(missing)} "
+                               f"(found: {', '.join(sorted(found)) or 'none'})")
+        return [(n, found[n]) for n in names]
+    if not found:
+        raise DatasetError(f"{root}: no test sets (folders with 0_real/1_fake, directly or one level down)")
+    order = [n for n in PAPER_TEST_SETS if n in found] + sorted(n for n in found if n not in PAPER_TEST_SETS)
+    return [(n, found[n]) for n in order]
+
+
+def image_size(path: str) -> tuple[int, int]:
+    """(width, height) from the file header, without decoding the pixels."""
+    with Image.open(path) as img:
+        return img.size
 
 
 def load_rgb(path: str) -> Image.Image:
@@ -181,3 +220,23 @@ def balanced_weights(labels: np.ndarray) -> np.ndarray:
     """Per-sample weights giving each label the same total probability (the authors' --class_bal)."""
     counts = np.bincount(labels, minlength=2).astype(np.float64)
     return 1.0 / counts[labels]
+
+
+class SizeGroupedBatches(Sampler[list[int]]):
+    """Batches of indices whose images share a size, so whole images of mixed sizes batch without padding.
+
+    Groups keep the order in which their first image appears, and indices stay in order within a group.
+    """
+
+    def __init__(self, sizes: Sequence[tuple[int, int]], batch_size: int) -> None:
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, size in enumerate(sizes):
+            groups.setdefault(size, []).append(index)
+        self.batches = [members[k : k + batch_size] for members in groups.values()
+                        for k in range(0, len(members), batch_size)]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)

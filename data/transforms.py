@@ -237,14 +237,69 @@ class ValTransform:
         return to_normalized_tensor(arr)
 
 
-class EvalTransform:
-    """Test protocol: no resize, no perturbation, center crop (zero-padded if smaller) or the whole image."""
+@dataclass(frozen=True)
+class Perturbation:
+    """Deterministic test-time post-processing (the paper's robustness study), applied in this order:
+    rescale by ``scale`` (bilinear), Gaussian blur with ``blur_sigma``, JPEG ``(method, quality)``.
+    ``None`` (or a scale of 1, a sigma of 0) skips a step."""
 
-    def __init__(self, crop_size: int | None = 224) -> None:
+    scale: float | None = None
+    blur_sigma: float | None = None
+    jpeg: tuple[str, int] | None = None
+
+    def size(self, width: int, height: int) -> tuple[int, int]:
+        if self.scale is None or self.scale == 1:
+            return width, height
+        return max(1, round(width * self.scale)), max(1, round(height * self.scale))
+
+    def describe(self) -> str:
+        parts = []
+        if self.scale not in (None, 1):
+            parts.append(f"rescale x{self.scale:g}")
+        if self.blur_sigma:
+            parts.append(f"blur sigma {self.blur_sigma:g}")
+        if self.jpeg is not None:
+            parts.append(f"JPEG {self.jpeg[0]} q{self.jpeg[1]}")
+        return ", ".join(parts) or "none"
+
+
+def perturb(img: Image.Image, p: Perturbation) -> np.ndarray:
+    size = p.size(*img.size)
+    if size != img.size:
+        img = img.resize(size, Image.Resampling.BILINEAR)
+    arr = np.asarray(img)
+    if p.blur_sigma:
+        arr = gaussian_blur(arr, p.blur_sigma)
+    if p.jpeg is not None:
+        method, quality = p.jpeg
+        arr = JPEG_ENCODERS[method](arr, quality)
+    return arr
+
+
+class EvalTransform:
+    """Test protocol: no resize, no perturbation, center crop 224 (zero-padded if smaller).
+
+    Options: ``crop_size=None`` keeps the whole image; ``resize`` scales the shorter side first (bilinear);
+    ``perturbation`` post-processes the image before any of that, as an image found in the wild would be.
+    """
+
+    def __init__(self, crop_size: int | None = 224, resize: int | None = None,
+                 perturbation: Perturbation = Perturbation()) -> None:
         self.crop_size = crop_size
+        self.resize = resize
+        self.perturbation = perturbation
+
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) of the tensor made from an image of this size, without decoding it."""
+        if self.crop_size is not None:
+            return self.crop_size, self.crop_size
+        width, height = self.perturbation.size(width, height)
+        return resized_size(width, height, self.resize) if self.resize else (width, height)
 
     def __call__(self, img: Image.Image, rng: np.random.Generator | None = None) -> torch.Tensor:
-        arr = np.asarray(img)
+        arr = perturb(img, self.perturbation)
+        if self.resize:
+            arr = np.asarray(resize_shorter(Image.fromarray(arr), self.resize, "bilinear"))
         if self.crop_size is not None:
             arr = center_crop(arr, self.crop_size)
         return to_normalized_tensor(arr)

@@ -53,6 +53,20 @@ def positive_float(text: str) -> float:
     return value
 
 
+def nonneg_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a non-negative number")
+    return value
+
+
+def jpeg_quality(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r}: JPEG quality must lie in 1..100")
+    return value
+
+
 def _pair(text: str, convert: Callable[[str], Any]) -> tuple[Any, Any]:
     parts = [p for p in text.split(",") if p.strip()]
     if len(parts) not in (1, 2):
@@ -130,7 +144,33 @@ class GpuIdsAction(argparse.Action):
             parser.error(f"--gpu_ids {values!r}: give -1 (CPU) or a GPU index")
 
 
+# Test-time perturbations that eval.py can sweep, with the type of their values.
+SWEEP_KINDS: dict[str, Callable[[str], Any]] = {"blur": nonneg_float, "jpeg": jpeg_quality, "resize": positive_float}
+
+
+class SweepAction(argparse.Action):
+    """``--sweep KIND V1,V2,...`` -> (kind, (v1, v2, ...)), each value checked by the kind's type."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        kind, text = values
+        if kind not in SWEEP_KINDS:
+            parser.error(f"--sweep {kind}: choose one of {', '.join(SWEEP_KINDS)}")
+        try:
+            points = tuple(SWEEP_KINDS[kind](v.strip()) for v in text.split(",") if v.strip())
+        except (argparse.ArgumentTypeError, ValueError) as err:
+            parser.error(f"--sweep {kind} {text}: {err}")
+        if not points:
+            parser.error(f"--sweep {kind}: give at least one value")
+        setattr(namespace, self.dest, (kind, points))
+
+
 # -------------------------------------------------------------------------------------------------- parsers
+def _parser(prog: str, description: str) -> argparse.ArgumentParser:
+    # Abbreviations are off: a typo must not silently select another flag.
+    return argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False,
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+
 def _add_runtime(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("runtime")
     group.add_argument("--device", type=device_name, default="auto",
@@ -141,8 +181,6 @@ def _add_runtime(parser: argparse.ArgumentParser) -> None:
                        help="autocast precision; fp16 also uses a gradient scaler")
     group.add_argument("--num_workers", "--num_threads", type=nonneg_int, default=4,
                        help="DataLoader worker processes (0 = load in the main process)")
-    group.add_argument("--seed", type=nonneg_int, default=0,
-                       help="seeds weights of the new layer, data order and every augmentation draw")
     group.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
 
 
@@ -171,10 +209,7 @@ def _add_augmentation(parser: argparse.ArgumentParser) -> None:
 
 
 def train_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="train.py", description="Train the real/fake detector (Wang et al., CVPR 2020 recipe).",
-        allow_abbrev=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = _parser("train.py", "Train the real/fake detector (Wang et al., CVPR 2020 recipe).")
     group = parser.add_argument_group("data")
     group.add_argument("--dataroot", type=Path, default=Path("./dataset/"),
                        help="folder holding <train_split>/<class>/{0_real,1_fake} and <val_split>/...")
@@ -215,6 +250,8 @@ def train_parser() -> argparse.ArgumentParser:
     group.add_argument("--epoch", default="latest", help="checkpoint to resume from: latest, best or a number")
     group.add_argument("--new_optim", action="store_true", help="on resume, start a fresh optimizer")
     _add_runtime(parser)
+    parser.add_argument("--seed", type=nonneg_int, default=0,
+                        help="seeds weights of the new layer, data order and every augmentation draw")
     return parser
 
 
@@ -234,6 +271,85 @@ def parse_train_options(argv: Sequence[str] | None = None) -> argparse.Namespace
     opt = parser.parse_args(argv)
     _validate_train(parser, opt)
     return opt
+
+
+def _add_model(parser: argparse.ArgumentParser, *flags: str) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument(*flags, "--model_path", type=Path, default=Path("weights/blur_jpg_prob0.5.pth"),
+                       help="checkpoint: the authors' release, a training checkpoint or a bare state dict")
+    group.add_argument("--arch", type=arch_name, default=None,
+                       help="backbone (default: the one saved in the checkpoint, else resnet50)")
+
+
+def eval_parser() -> argparse.ArgumentParser:
+    parser = _parser("eval.py", "Evaluate a detector on every test set under --dataroot (Table 2).")
+    group = parser.add_argument_group("data")
+    group.add_argument("--dataroot", type=Path, default=Path("./dataset/test"),
+                       help="folder of test sets <set>/{0_real,1_fake} or <set>/<subclass>/{0_real,1_fake}")
+    group.add_argument("--sets", type=name_list, default=None,
+                       help="comma-separated sets to evaluate, in this order (default: all found, Table 2 order)")
+    group.add_argument("--batch_size", type=positive_int, default=64, help="images per forward pass")
+    _add_model(parser)
+
+    group = parser.add_argument_group("preprocessing (the paper's test protocol: no resize, center crop 224)")
+    group.add_argument("--crop_size", "--cropSize", type=positive_int, default=224, help="center crop side")
+    group.add_argument("--no_crop", action="store_true",
+                       help="whole images; images of equal size are batched together")
+    group.add_argument("--resize", type=positive_int, default=None, metavar="N",
+                       help="resize the shorter side to N (bilinear) before cropping")
+    group.add_argument("--calibrate_on", default=None, metavar="SET_OR_DIR",
+                       help="choose a threshold on this set (a set name under --dataroot or a folder, e.g. the "
+                       "ProGAN val split) and report acc_calibrated on the others")
+
+    group = parser.add_argument_group("test-time perturbations (robustness, the paper's Fig. 5)")
+    group.add_argument("--blur_sigma", type=nonneg_float, default=None, help="Gaussian blur of every test image")
+    group.add_argument("--jpeg_quality", type=jpeg_quality, default=None, help="JPEG-compress every test image")
+    group.add_argument("--jpeg_method", choices=JPEG_METHODS, default="pil",
+                       help="JPEG encoder for --jpeg_quality and --sweep jpeg")
+    group.add_argument("--resize_scale", type=positive_float, default=None,
+                       help="rescale every test image by this factor (bilinear)")
+    group.add_argument("--sweep", action=SweepAction, nargs=2, metavar=("KIND", "VALUES"), default=None,
+                       help="evaluate at each value: blur 0,1,2,3 | jpeg 100,90,...,30 | resize 1,0.75,0.5; "
+                       "writes sweep_<kind>.csv and .png")
+
+    group = parser.add_argument_group("output")
+    group.add_argument("--results_dir", type=Path, default=Path("results"),
+                       help="results go to <results_dir>/<checkpoint name>/")
+    _add_runtime(parser)
+    return parser
+
+
+_SWEPT_FLAG = {"blur": "blur_sigma", "jpeg": "jpeg_quality", "resize": "resize_scale"}
+
+
+def parse_eval_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = eval_parser()
+    opt = parser.parse_args(argv)
+    if opt.sweep is not None and getattr(opt, _SWEPT_FLAG[opt.sweep[0]]) is not None:
+        parser.error(f"--sweep {opt.sweep[0]} and --{_SWEPT_FLAG[opt.sweep[0]]} exclude each other")
+    uses_jpeg = opt.jpeg_quality is not None or (opt.sweep is not None and opt.sweep[0] == "jpeg")
+    if opt.jpeg_method != parser.get_default("jpeg_method") and not uses_jpeg:
+        parser.error("--jpeg_method only applies with --jpeg_quality or --sweep jpeg")
+    return opt
+
+
+def demo_parser() -> argparse.ArgumentParser:
+    parser = _parser("demo.py", "Probability that an image (or each image of a folder or glob) is synthetic.")
+    parser.add_argument("-f", "--file", required=True,
+                        help="an image, a folder (a 0_real/1_fake folder also reports AP) or a quoted glob")
+    _add_model(parser, "-m")
+    parser.add_argument("-c", "--crop", type=positive_int, default=None,
+                        help="center-crop to this size first (default: whole image, as the authors' demo)")
+    parser.add_argument("--out", type=Path, default=None, help="also write path,probability rows to this CSV")
+    parser.add_argument("--batch_size", type=positive_int, default=16, help="images per forward pass (folders)")
+    parser.add_argument("--use_cpu", dest="device", action="store_const", const="cpu", default=argparse.SUPPRESS,
+                        help="authors' spelling of --device cpu")
+    _add_runtime(parser)
+    return parser
+
+
+def parse_demo_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    return demo_parser().parse_args(argv)
 
 
 # ------------------------------------------------------------------------------------------ show and save

@@ -9,9 +9,11 @@ from data import (
     EvalTransform,
     ImageDataset,
     SeededSampler,
+    SizeGroupedBatches,
     TrainTransform,
     ValTransform,
     balanced_weights,
+    find_test_sets,
     scan_folder,
 )
 from tests.conftest import random_image, write_png
@@ -135,3 +137,25 @@ def test_eval_transform_no_crop_keeps_size(train_set):
     ds = ImageDataset(train_set, EvalTransform(crop_size=None))
     assert ds[0][0].shape == (3, 40, 48)
     assert ImageDataset(train_set, EvalTransform(crop_size=32))[0][0].shape == (3, 32, 32)
+
+
+def test_find_test_sets_order_selection_and_errors(tmp_path):
+    rng = np.random.default_rng(0)
+    for rel in ["zebra/0_real", "biggan/1_fake", "progan/cat/0_real", "apple/1_fake", "cyclegan/horse/1_fake"]:
+        write_png(tmp_path / rel / "0.png", random_image(rng, 8, 8))
+    (tmp_path / "notes").mkdir()  # not a set
+    found = [name for name, _ in find_test_sets(tmp_path)]
+    assert found == ["progan", "biggan", "cyclegan", "apple", "zebra"]  # Table 2 order, then alphabetical
+    assert [n for n, _ in find_test_sets(tmp_path, ["zebra", "progan"])] == ["zebra", "progan"]
+    assert find_test_sets(tmp_path / "biggan") == [("biggan", tmp_path / "biggan")]
+    with pytest.raises(DatasetError, match="not found: stylegan"):
+        find_test_sets(tmp_path, ["stylegan"])
+    with pytest.raises(DatasetError, match="no test sets"):
+        find_test_sets(tmp_path / "notes")
+
+
+def test_size_grouped_batches_cover_every_index_once():
+    sizes = [(4, 4), (5, 4), (4, 4), (4, 4), (5, 4), (6, 6), (4, 4)]
+    batches = list(SizeGroupedBatches(sizes, batch_size=2))
+    assert batches == [[0, 2], [3, 6], [1, 4], [5]]
+    assert all(len({sizes[i] for i in b}) == 1 for b in batches)

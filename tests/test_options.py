@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from options import parse_train_options, train_parser
+from options import parse_demo_options, parse_eval_options, parse_train_options, train_parser
 from options.options import describe_options, save_options
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,8 +91,41 @@ def _library_sources() -> str:
     return "\n".join(p.read_text() for p in files)
 
 
-def test_every_option_is_used_by_the_code():
+@pytest.mark.parametrize("parse", [parse_train_options, parse_eval_options,
+                                   lambda argv: parse_demo_options(["-f", "x", *argv])])
+def test_every_option_is_used_by_the_code(parse):
     sources = _library_sources()
-    opt = parse_train_options([])
+    opt = parse([])
     unused = [k for k in vars(opt) if not re.search(rf"\bopt\.{k}\b", sources)]
     assert unused == []
+
+
+def test_eval_options():
+    opt = parse_eval_options(["--sweep", "jpeg", "100,90,30", "--jpeg_method", "cv2", "--cropSize", "112",
+                              "--sets", "progan,biggan", "--blur_sigma", "1"])
+    assert opt.sweep == ("jpeg", (100, 90, 30)) and opt.jpeg_method == "cv2" and opt.crop_size == 112
+    assert opt.sets == ("progan", "biggan") and opt.blur_sigma == 1.0
+    assert str(opt.dataroot) == "dataset/test" and str(opt.model_path) == "weights/blur_jpg_prob0.5.pth"
+
+
+def test_demo_keeps_the_authors_flags():
+    opt = parse_demo_options(["-f", "img.png", "-m", "w.pth", "-c", "224", "--use_cpu"])
+    assert (opt.file, str(opt.model_path), opt.crop, opt.device) == ("img.png", "w.pth", 224, "cpu")
+    assert parse_demo_options(["-f", "x"]).crop is None
+
+
+@pytest.mark.parametrize("argv", [
+    ["--sweep", "blur", "1,-2"],
+    ["--sweep", "jpeg", "101"],
+    ["--sweep", "sharpen", "1"],
+    ["--sweep", "blur", ","],
+    ["--sweep", "blur", "0,1", "--blur_sigma", "2"],
+    ["--jpeg_method", "cv2"],  # no JPEG requested
+    ["--jpeg_quality", "0"],
+    ["--resize_scale", "0"],
+    ["--seed", "1"],  # evaluation draws nothing at random
+])
+def test_bad_eval_values_are_errors(argv):
+    with pytest.raises(SystemExit) as exc:
+        parse_eval_options(argv)
+    assert exc.value.code == 2

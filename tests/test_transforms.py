@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from data import AugmentConfig, EvalTransform, TrainTransform, load_rgb
+from data import AugmentConfig, EvalTransform, Perturbation, TrainTransform, load_rgb
 from data.transforms import (
     AugmentParams,
     apply_train_params,
@@ -17,6 +17,7 @@ from data.transforms import (
     gaussian_blur,
     jpeg_cv2,
     jpeg_pil,
+    perturb,
     resized_size,
     sample_train_params,
     to_normalized_tensor,
@@ -148,3 +149,23 @@ def test_no_flip_and_no_crop_are_honoured():
     out = TrainTransform(cfg)(_img(), np.random.default_rng(0))
     assert out.shape == (3, 40, 56)
     assert not any(sample_train_params(np.random.default_rng(i), cfg, 70, 50).flip for i in range(50))
+
+
+def test_perturbation_steps_and_order():
+    rng = np.random.default_rng(3)
+    img = Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8))
+    assert np.array_equal(perturb(img, Perturbation()), np.asarray(img))
+    assert np.array_equal(perturb(img, Perturbation(scale=1.0, blur_sigma=0.0)), np.asarray(img))
+    p = Perturbation(scale=0.5, blur_sigma=1.0, jpeg=("cv2", 70))
+    small = np.asarray(img.resize((25, 20), Image.Resampling.BILINEAR))
+    assert np.array_equal(perturb(img, p), jpeg_cv2(gaussian_blur(small, 1.0), 70))
+    assert p.describe() == "rescale x0.5, blur sigma 1, JPEG cv2 q70" and Perturbation().describe() == "none"
+
+
+@pytest.mark.parametrize("crop_size, resize, scale", [(None, None, None), (None, 30, None), (None, None, 0.7),
+                                                      (None, 30, 1.3), (32, 30, 0.7)])
+def test_eval_output_size_predicts_the_tensor(crop_size, resize, scale):
+    img = Image.fromarray(np.zeros((41, 57, 3), dtype=np.uint8))
+    transform = EvalTransform(crop_size, resize=resize, perturbation=Perturbation(scale=scale))
+    width, height = transform.output_size(*img.size)
+    assert transform(img).shape == (3, height, width)

@@ -76,12 +76,12 @@ def make_loader(dataset: ImageDataset, sampler: SeededSampler, opt: argparse.Nam
 
 @torch.no_grad()
 def predict(model: nn.Module, loader: DataLoader, device: torch.device, amp: str,
-            progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+            progress: bool = False, desc: str = "validate") -> tuple[np.ndarray, np.ndarray]:
     """(labels, logits) for every sample of the loader's dataset, in dataset order, gathered from all processes."""
     model.eval()
     indices, labels, logits = [], [], []
-    for images, target, index in tqdm(loader, desc="validate", leave=False, disable=not progress):
-        images = images.to(device, non_blocking=True, memory_format=_memory_format(device))
+    for images, target, index in tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True):
+        images = images.to(device, non_blocking=True, memory_format=memory_format(device))
         with autocast(device, amp):
             logits.append(model(images).squeeze(1).float())
         labels.append(target.to(device))
@@ -92,7 +92,7 @@ def predict(model: nn.Module, loader: DataLoader, device: torch.device, amp: str
     return labels_all.astype(np.int64), logits_all
 
 
-def _memory_format(device: torch.device) -> torch.memory_format:
+def memory_format(device: torch.device) -> torch.memory_format:
     # channels_last speeds up convolutions on CUDA tensor cores; on CPU it gains nothing here.
     return torch.channels_last if device.type == "cuda" else torch.contiguous_format
 
@@ -208,7 +208,7 @@ def _train(opt: argparse.Namespace, process: distributed.Process, device: torch.
             scaler.load_state_dict(resume["scaler"])
         stopper.load_state_dict(resume["early_stopping"])
         progress = Progress(**resume["progress"])
-    model.to(device, memory_format=_memory_format(device))
+    model.to(device, memory_format=memory_format(device))
     net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if process.world_size > 1 else model
 
@@ -258,7 +258,7 @@ def _train_epoch(net, loader, optimizer, scaler, device, opt, process, progress,
     bar = tqdm(loader, desc=f"epoch {progress.epochs_done + 1}", total=batches_per_epoch,
                initial=progress.batches_done, disable=not process.is_main, dynamic_ncols=True)
     for images, labels, _ in bar:
-        images = images.to(device, non_blocking=True, memory_format=_memory_format(device))
+        images = images.to(device, non_blocking=True, memory_format=memory_format(device))
         labels = labels.to(device, non_blocking=True)
         try:
             loss = train_step(net, images, labels, optimizer, scaler, device, opt.amp)

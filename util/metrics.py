@@ -5,7 +5,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.metrics import average_precision_score
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+
+def _single_label(labels: np.ndarray) -> bool:
+    return labels.size == 0 or labels.min() == labels.max()
 
 
 def accuracy(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> float:
@@ -19,13 +23,17 @@ def accuracy(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> f
 def average_precision(labels: np.ndarray, probs: np.ndarray) -> float:
     """AP with fake as the positive class (scikit-learn's definition); nan when only one label is present."""
     labels = np.asarray(labels)
-    if labels.size == 0 or labels.min() == labels.max():
-        return math.nan
-    return float(average_precision_score(labels, probs))
+    return math.nan if _single_label(labels) else float(average_precision_score(labels, probs))
+
+
+def roc_auc(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Area under the ROC curve (a tie between a real and a fake counts one half); nan with one label."""
+    labels = np.asarray(labels)
+    return math.nan if _single_label(labels) else float(roc_auc_score(labels, probs))
 
 
 def binary_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """AP, accuracy, accuracy on reals and on fakes, as the paper's tables report them."""
+    """AP, accuracy, accuracy on reals and on fakes (the paper's tables), and ROC AUC."""
     labels, probs = np.asarray(labels), np.asarray(probs)
     real, fake = labels == 0, labels == 1
     return {
@@ -33,4 +41,27 @@ def binary_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5
         "acc": accuracy(labels, probs, threshold),
         "r_acc": accuracy(labels[real], probs[real], threshold),
         "f_acc": accuracy(labels[fake], probs[fake], threshold),
+        "auc": roc_auc(labels, probs),
     }
+
+
+def calibrate_threshold(labels: np.ndarray, probs: np.ndarray) -> float:
+    """The threshold that maximizes balanced accuracy (mean of real and fake accuracy) on a calibration split.
+
+    Candidates lie midway between consecutive distinct scores (and just outside their range), so the choice
+    does not sit on any calibration image. Balanced accuracy makes the choice independent of the split's
+    real/fake ratio; among equally good thresholds the one nearest 0.5 wins, so a calibration set the model
+    already separates at 0.5 keeps a threshold close to it.
+    """
+    labels, probs = np.asarray(labels), np.asarray(probs, dtype=np.float64)
+    if _single_label(labels):
+        raise ValueError("calibration needs both real and fake images")
+    values = np.unique(probs)
+    candidates = np.concatenate([[values[0] - 1e-6], (values[:-1] + values[1:]) / 2, [values[-1] + 1e-6]])
+    # Images with score <= candidate are called real: count them per label with sorted searches.
+    real, fake = np.sort(probs[labels == 0]), np.sort(probs[labels == 1])
+    real_correct = np.searchsorted(real, candidates, side="right") / real.size
+    fake_correct = 1.0 - np.searchsorted(fake, candidates, side="right") / fake.size
+    balanced = (real_correct + fake_correct) / 2
+    best = np.flatnonzero(balanced >= balanced.max() - 1e-12)
+    return float(candidates[best[np.argmin(np.abs(candidates[best] - 0.5))]])

@@ -1,0 +1,20 @@
+"""Probability that an image is synthetic, as the authors' demo prints it; also folders and globs.
+
+    python demo.py -f examples/real.png -m weights/blur_jpg_prob0.5.pth
+    python demo.py -f ./my_images/ -m weights/blur_jpg_prob0.5.pth --out scores.csv
+    python demo.py -f "./photos/**/*.jpg" -c 224
+"""
+
+from options import parse_demo_options
+from util.demo import run_demo
+from util.errors import user_errors
+
+
+def main(argv: list[str] | None = None) -> None:
+    opt = parse_demo_options(argv)
+    with user_errors(opt.debug):
+        run_demo(opt)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy.special import expit
+
+import demo
+import eval as eval_script
+from data import Sample
+from networks import build_model
+from tests.conftest import random_image, write_png
+from util.checkpoint import save_checkpoint
+from util.evaluation import Scored, summarize
+from util.metrics import binary_metrics
+
+MIXED_SIZES = [(36, 44), (44, 36), (40, 40)]
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory) -> Path:
+    """A test root with a sub-class set, a single set, a set of mixed sizes; a calibration split; a checkpoint."""
+    root = tmp_path_factory.mktemp("bench")
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        for folder in ("0_real", "1_fake"):
+            for i in range(3):
+                write_png(root / "test" / "progan" / cls / folder / f"{i}.png", random_image(rng, 40, 40))
+    for folder, count in (("0_real", 4), ("1_fake", 3)):
+        for i in range(count):
+            write_png(root / "test" / "biggan" / folder / f"{i}.png", random_image(rng, 40, 40))
+    for folder in ("0_real", "1_fake"):
+        for i in range(6):
+            write_png(root / "test" / "mixed" / folder / f"{i}.png", random_image(rng, *MIXED_SIZES[i % 3]))
+            write_png(root / "val" / "cls" / folder / f"{i}.png", random_image(rng, 40, 40))
+    torch.manual_seed(0)
+    model = build_model("resnet18", pretrained=False)
+    save_checkpoint(root / "tiny.pth", {"model": model.state_dict(), "options": {"arch": "resnet18"}})
+    return root
+
+
+def run_eval(bench: Path, results: Path, *extra: str) -> Path:
+    eval_script.main(["--dataroot", str(bench / "test"), "--model_path", str(bench / "tiny.pth"),
+                      "--results_dir", str(results), "--num_workers", "0", "--batch_size", "4", *extra])
+    return results / "tiny"
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def evaluated(bench, tmp_path_factory) -> Path:
+    return run_eval(bench, tmp_path_factory.mktemp("results"), "--crop_size", "32", "--calibrate_on",
+                    str(bench / "val"))
+
+
+def test_eval_writes_every_file_with_the_right_counts(evaluated):
+    assert {p.name for p in evaluated.iterdir()} == {"scores.csv", "summary.csv", "summary.md", "opt.json",
+                                                     "calibration.json"}
+    scores = read_csv(evaluated / "scores.csv")
+    assert list(scores[0]) == ["set", "subclass", "path", "label", "logit", "prob"]
+    assert [r["set"] for r in scores] == ["progan"] * 12 + ["biggan"] * 7 + ["mixed"] * 12  # Table 2 order first
+    assert {r["subclass"] for r in scores if r["set"] == "progan"} == {"a", "b"}
+    assert {r["subclass"] for r in scores if r["set"] != "progan"} == {""}
+    for r in scores:
+        assert float(r["prob"]) == pytest.approx(float(expit(np.float32(r["logit"]))), abs=1e-7)
+        assert r["label"] == ("1" if "1_fake" in r["path"] else "0")
+
+    summary = read_csv(evaluated / "summary.csv")
+    assert list(summary[0]) == ["set", "n_real", "n_fake", "ap", "acc", "r_acc", "f_acc", "auc", "acc_calibrated"]
+    assert [(r["set"], r["n_real"], r["n_fake"]) for r in summary] == [
+        ("progan", "6", "6"), ("biggan", "4", "3"), ("mixed", "6", "6"), ("mean", "16", "15")]
+    for row in summary[:-1]:  # the summary is the metric functions applied to scores.csv
+        rows = [r for r in scores if r["set"] == row["set"]]
+        expected = binary_metrics(np.array([int(r["label"]) for r in rows]), np.array([float(r["prob"]) for r in rows]))
+        for key, value in expected.items():
+            assert float(row[key]) == pytest.approx(value, abs=1e-7)
+        assert 0.0 <= float(row["acc_calibrated"]) <= 1.0
+    for key in ("ap", "acc", "auc", "acc_calibrated"):
+        assert float(summary[-1][key]) == pytest.approx(np.mean([float(r[key]) for r in summary[:-1]]), abs=1e-7)
+
+    table = (evaluated / "summary.md").read_text()
+    assert "| set | real | fake | AP % |" in table and "| mean | 16 | 15 |" in table
+    assert "calibrated threshold" in table and "center crop 32" in table
+
+
+def test_threshold_is_never_chosen_on_a_test_set_it_scores(bench, tmp_path):
+    out = run_eval(bench, tmp_path, "--crop_size", "32", "--calibrate_on", "biggan", "--sets", "biggan,mixed")
+    summary = {r["set"]: r for r in read_csv(out / "summary.csv")}
+    assert summary["biggan"]["acc_calibrated"] == "" and summary["mixed"]["acc_calibrated"] != ""
+
+
+def test_no_crop_batched_equals_batch_size_one(bench, tmp_path):
+    batched = read_csv(run_eval(bench, tmp_path / "b8", "--no_crop", "--batch_size", "8") / "scores.csv")
+    single = read_csv(run_eval(bench, tmp_path / "b1", "--no_crop", "--batch_size", "1") / "scores.csv")
+    assert [r["path"] for r in batched] == [r["path"] for r in single]
+    diff = max(abs(float(a["logit"]) - float(b["logit"])) for a, b in zip(batched, single, strict=True))
+    assert diff <= 1e-5
+
+
+@pytest.mark.parametrize("crop", [None, 32])
+def test_demo_and_eval_agree_on_one_image(bench, tmp_path, capsys, crop):
+    image = bench / "test" / "mixed" / "1_fake" / "1.png"  # 44 x 36
+    flags = ["--no_crop"] if crop is None else ["--crop_size", str(crop)]
+    scores = read_csv(run_eval(bench, tmp_path / "eval", "--sets", "mixed", *flags) / "scores.csv")
+    eval_prob = next(float(r["prob"]) for r in scores if r["path"] == str(image))
+    capsys.readouterr()
+    demo.main(["-f", str(image), "-m", str(bench / "tiny.pth"), "--use_cpu", "--out", str(tmp_path / "d.csv"),
+               *([] if crop is None else ["-c", str(crop)])])
+    assert capsys.readouterr().out == f"probability of being synthetic: {100 * eval_prob:.2f}%\n"
+    assert float(read_csv(tmp_path / "d.csv")[0]["prob"]) == pytest.approx(eval_prob, abs=1e-6)
+
+
+def test_demo_folder_reports_metrics_and_glob_lists_images(bench, tmp_path, capsys):
+    demo.main(["-f", str(bench / "test" / "biggan"), "-m", str(bench / "tiny.pth"), "--num_workers", "0",
+               "--out", str(tmp_path / "folder.csv")])
+    out = capsys.readouterr().out
+    assert "7 images (4 real, 3 fake): AP" in out
+    rows = read_csv(tmp_path / "folder.csv")
+    assert len(rows) == 7 and {r["label"] for r in rows} == {"0", "1"}
+    demo.main(["-f", str(bench / "test" / "mixed" / "*" / "0.png"), "-m", str(bench / "tiny.pth"),
+               "--num_workers", "0", "--out", str(tmp_path / "glob.csv")])
+    rows = read_csv(tmp_path / "glob.csv")
+    assert len(rows) == 2 and {r["label"] for r in rows} == {""}
+    assert "2 images," in capsys.readouterr().out
+
+
+def test_sweep_writes_table_scores_and_plot(bench, tmp_path):
+    out = run_eval(bench, tmp_path, "--crop_size", "32", "--sweep", "blur", "0,1,2", "--sets", "progan,biggan")
+    rows = read_csv(out / "sweep_blur.csv")
+    assert [(r["value"], r["set"]) for r in rows] == [
+        (v, s) for v in ("0", "1", "2") for s in ("progan", "biggan", "mean")]
+    assert len(read_csv(out / "sweep_blur_scores.csv")) == 3 * (12 + 7)
+    unperturbed = read_csv(run_eval(bench, tmp_path / "plain", "--crop_size", "32", "--sets", "progan,biggan")
+                           / "summary.csv")
+    assert [r["ap"] for r in rows[:3]] == [r["ap"] for r in unperturbed]  # sigma 0 is no blur
+    assert rows[3]["ap"] != rows[0]["ap"]
+    with Image.open(out / "sweep_blur.png") as png:
+        assert png.size[0] > 400 and png.size[1] > 300
+    assert "| progan |" in (out / "sweep_blur.md").read_text()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model_path", "missing.pth"], "missing.pth: no such checkpoint file"),
+    (["--sets", "stylegan"], "test sets not found: stylegan"),
+    (["--arch", "resnet50"], "weights do not fit --arch resnet50"),
+    (["--calibrate_on", "nowhere"], "--calibrate_on nowhere: neither a set"),
+])
+def test_eval_errors_are_one_line(bench, tmp_path, capsys, argv, message):
+    base = ["--dataroot", str(bench / "test"), "--model_path", str(bench / "tiny.pth"), "--results_dir",
+            str(tmp_path), "--num_workers", "0"]
+    with pytest.raises(SystemExit) as exc:
+        eval_script.main(base + argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_demo_bad_inputs_are_one_line(bench, tmp_path, capsys):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not a png")
+    for target, message in ((bad, "cannot read the image"), (tmp_path / "none.png", "no such file or folder")):
+        with pytest.raises(SystemExit) as exc:
+            demo.main(["-f", str(target), "-m", str(bench / "tiny.pth")])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_summary_mean_skips_undefined_metrics():
+    one_label = Scored("fakes_only", [Sample("f.png", 1, "")], np.array([2.0], dtype=np.float32))
+    both = Scored("both", [Sample("r.png", 0, ""), Sample("f.png", 1, "")], np.array([-1.0, 1.0], np.float32))
+    rows = summarize([one_label, both])
+    assert math.isnan(rows[0]["ap"]) and rows[1]["ap"] == 1.0
+    assert rows[2]["ap"] == 1.0 and rows[2]["acc_calibrated"] is None
+
+
+def test_release_format_loads_as_resnet50_and_demo_reads_the_authors_examples(shared_reference, tmp_path, capsys):
+    torch.manual_seed(0)
+    model = build_model("resnet50", pretrained=False)
+    # The authors' files: {'model', 'optimizer', 'total_steps'}, no architecture recorded.
+    torch.save({"model": model.state_dict(), "optimizer": {"state": {}, "param_groups": []}, "total_steps": 7},
+               tmp_path / "blur_jpg_prob0.5.pth")
+    capsys.readouterr()
+    demo.main(["-f", str(shared_reference / "examples"), "-m", str(tmp_path / "blur_jpg_prob0.5.pth"),
+               "--num_workers", "0"])
+    out = capsys.readouterr().out
+    assert "real.png" in out and "fake.png" in out and "2 images," in out

@@ -1,0 +1,274 @@
+"""Scoring images with a trained detector, and the Table 2 evaluation built on it (see eval.py).
+
+Files written to ``<results_dir>/<checkpoint name>/``:
+
+- ``scores.csv``: one row per image (``set,subclass,path,label,logit,prob``), streamed set by set;
+- ``summary.csv`` / ``summary.md``: one row per set and a ``mean`` row (fractions / percent);
+- ``calibration.json``: the threshold chosen on ``--calibrate_on``, when requested;
+- ``sweep_<kind>.csv``, ``sweep_<kind>_scores.csv``, ``sweep_<kind>.md``, ``sweep_<kind>.png`` with ``--sweep``;
+- ``opt.json``: the resolved options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.special import expit
+from torch import nn
+from torch.utils.data import DataLoader
+
+from data import (
+    PAPER_MEAN_SETS,
+    DatasetError,
+    EvalTransform,
+    ImageDataset,
+    Perturbation,
+    Sample,
+    SizeGroupedBatches,
+    find_test_sets,
+    image_size,
+    scan_folder,
+)
+from networks import build_model
+from options.options import save_options
+from util.checkpoint import CheckpointError, extract_state_dict, load_checkpoint, load_weights
+from util.distributed import resolve_device
+from util.engine import memory_format, predict
+from util.metrics import accuracy, binary_metrics, calibrate_threshold
+from util.report import (
+    SCORE_COLUMNS,
+    SUMMARY_COLUMNS,
+    CsvStream,
+    plot_sweep,
+    summary_markdown,
+    sweep_markdown,
+    write_csv,
+)
+
+
+# ------------------------------------------------------------------------------------------------ scoring
+def load_detector(path: Path, arch: str | None, device: torch.device) -> nn.Module:
+    """The detector in eval mode on ``device``; ``arch`` defaults to the checkpoint's own, else ResNet-50."""
+    if not Path(path).is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file (the released weights: see weights/README.md)")
+    checkpoint = load_checkpoint(path)
+    arch = arch or checkpoint.get("options", {}).get("arch", "resnet50")
+    model = build_model(arch, pretrained=False)
+    load_weights(model, extract_state_dict(checkpoint), str(path), arch)
+    return model.to(device, memory_format=memory_format(device)).eval()
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Per-image detector outputs for one set, in sample order."""
+
+    name: str
+    samples: list[Sample]
+    logits: np.ndarray
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([s.label for s in self.samples], dtype=np.int64)
+
+    @property
+    def probs(self) -> np.ndarray:
+        # float32 sigmoid, the same values the authors' code passes to scikit-learn.
+        return expit(self.logits.astype(np.float32))
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [{"set": self.name, "subclass": s.subclass, "path": s.path, "label": s.label,
+                 "logit": float(logit), "prob": float(prob)}
+                for s, logit, prob in zip(self.samples, self.logits, self.probs, strict=True)]
+
+
+def score_samples(model: nn.Module, samples: Sequence[Sample], transform: EvalTransform, *, batch_size: int,
+                  num_workers: int, device: torch.device, amp: str, desc: str = "score",
+                  progress: bool = True) -> np.ndarray:
+    """Logits of the samples, in order. Whole images (no crop) are batched by size instead of one at a time."""
+    if transform.crop_size is None:
+        sizes = [transform.output_size(*image_size(s.path)) for s in samples]
+    else:
+        sizes = [(transform.crop_size, transform.crop_size)] * len(samples)
+    loader = DataLoader(ImageDataset(samples, transform), batch_sampler=SizeGroupedBatches(sizes, batch_size),
+                        num_workers=num_workers, pin_memory=device.type == "cuda")
+    _, logits = predict(model, loader, device, amp, progress=progress, desc=desc)
+    return logits.astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------- summaries
+def summarize(scored: Sequence[Scored], threshold: float | None = None,
+              in_sample: str | None = None) -> list[dict[str, Any]]:
+    """One row per set and a ``mean`` row (set counts summed, metrics averaged over the sets that define them).
+
+    ``acc_calibrated`` uses ``threshold``; it stays empty for the set named ``in_sample``, on which the threshold
+    was chosen, and everywhere when no threshold is given.
+    """
+    rows = []
+    for s in scored:
+        labels, probs = s.labels, s.probs
+        calibrated = None if threshold is None or s.name == in_sample else accuracy(labels, probs, threshold)
+        rows.append({"set": s.name, "n_real": int((labels == 0).sum()), "n_fake": int((labels == 1).sum()),
+                     **binary_metrics(labels, probs), "acc_calibrated": calibrated})
+    rows.append(_mean_row(rows, "mean"))
+    return rows
+
+
+def _mean_row(rows: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
+    mean: dict[str, Any] = {"set": name, "n_real": sum(r["n_real"] for r in rows),
+                            "n_fake": sum(r["n_fake"] for r in rows)}
+    for key in SUMMARY_COLUMNS[3:]:
+        values = [r[key] for r in rows if r[key] is not None and not math.isnan(r[key])]
+        defined = any(r[key] is not None for r in rows)
+        mean[key] = float(np.mean(values)) if values else (math.nan if defined else None)
+    return mean
+
+
+def paper_mean(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The mean over the paper's 11 sets (Table 2's "mean" column), when all of them were evaluated."""
+    by_name = {r["set"]: r for r in rows}
+    if not all(n in by_name for n in PAPER_MEAN_SETS):
+        return None
+    return _mean_row([by_name[n] for n in PAPER_MEAN_SETS], "mean (paper's 11)")
+
+
+# ------------------------------------------------------------------------------------------------- eval.py
+def _transform(opt: argparse.Namespace, perturbation: Perturbation) -> EvalTransform:
+    return EvalTransform(crop_size=None if opt.no_crop else opt.crop_size, resize=opt.resize,
+                         perturbation=perturbation)
+
+
+def _perturbation(opt: argparse.Namespace) -> Perturbation:
+    return Perturbation(scale=opt.resize_scale, blur_sigma=opt.blur_sigma,
+                        jpeg=None if opt.jpeg_quality is None else (opt.jpeg_method, opt.jpeg_quality))
+
+
+def _swept(base: Perturbation, kind: str, value: float, jpeg_method: str) -> Perturbation:
+    if kind == "blur":
+        return dataclasses.replace(base, blur_sigma=value)
+    if kind == "jpeg":
+        return dataclasses.replace(base, jpeg=(jpeg_method, int(value)))
+    return dataclasses.replace(base, scale=value)
+
+
+def _calibration_folder(opt: argparse.Namespace) -> Path:
+    for candidate in (opt.dataroot / opt.calibrate_on, Path(opt.calibrate_on)):
+        if candidate.is_dir():
+            return candidate
+    raise DatasetError(f"--calibrate_on {opt.calibrate_on}: neither a set under {opt.dataroot} nor a folder")
+
+
+class Evaluator:
+    """The model, the test sets and the options of one eval.py run; the model is loaded once for all sets."""
+
+    def __init__(self, opt: argparse.Namespace) -> None:
+        self.opt = opt
+        self.set_folders = find_test_sets(opt.dataroot, opt.sets)
+        self.sets = [(name, scan_folder(path)) for name, path in self.set_folders]
+        self.device = resolve_device(opt.device)
+        self.model = load_detector(opt.model_path, opt.arch, self.device)
+        self.out_dir = opt.results_dir / opt.model_path.stem
+
+    def score(self, name: str, samples: list[Sample], perturbation: Perturbation) -> Scored:
+        opt = self.opt
+        start = time.perf_counter()
+        logits = score_samples(self.model, samples, _transform(opt, perturbation), batch_size=opt.batch_size,
+                               num_workers=opt.num_workers, device=self.device, amp=opt.amp, desc=name)
+        scored = Scored(name, samples, logits)
+        metrics = binary_metrics(scored.labels, scored.probs)
+        print(f"{name}: {len(samples)} images, AP {100 * metrics['ap']:.1f}, acc {100 * metrics['acc']:.1f} "
+              f"({len(samples) / (time.perf_counter() - start):.1f} images/s)", flush=True)
+        return scored
+
+    def calibrate(self) -> tuple[float | None, str | None]:
+        """Threshold chosen on --calibrate_on (scored without test-time perturbations: it stands for the clean
+        held-out data one has when deploying), and the name of the test set it came from, if any."""
+        opt = self.opt
+        if opt.calibrate_on is None:
+            return None, None
+        folder = _calibration_folder(opt)
+        scored = self.score("calibration", scan_folder(folder), Perturbation())
+        threshold = calibrate_threshold(scored.labels, scored.probs)
+        record = {"calibrate_on": str(folder), "threshold": threshold, "n_real": int((scored.labels == 0).sum()),
+                  "n_fake": int((scored.labels == 1).sum()),
+                  "acc_at_threshold": accuracy(scored.labels, scored.probs, threshold)}
+        (self.out_dir / "calibration.json").write_text(json.dumps(record, indent=2) + "\n")
+        print(f"calibrated threshold {threshold:.4g} on {folder}")
+        in_sample = next((n for n, p in self.set_folders if p.resolve() == folder.resolve()), None)
+        return threshold, in_sample
+
+    def run(self) -> list[dict[str, Any]]:
+        """Evaluate every set once (with the fixed perturbations, if any); write scores and summaries."""
+        perturbation = _perturbation(self.opt)
+        threshold, in_sample = self.calibrate()
+        scored = []
+        with CsvStream(self.out_dir / "scores.csv", SCORE_COLUMNS) as scores:
+            for name, samples in self.sets:
+                scored.append(self.score(name, samples, perturbation))
+                scores.write(scored[-1].rows())
+        rows = summarize(scored, threshold, in_sample)
+        write_csv(self.out_dir / "summary.csv", rows, SUMMARY_COLUMNS)
+        text = self._summary_text(rows, perturbation, threshold)
+        (self.out_dir / "summary.md").write_text(text)
+        print(text)
+        return rows
+
+    def _summary_text(self, rows: list[dict[str, Any]], perturbation: Perturbation, threshold: float | None) -> str:
+        opt = self.opt
+        resize = f"resize {opt.resize}" if opt.resize else "no resize"
+        crop = "whole image" if opt.no_crop else f"center crop {opt.crop_size}"
+        lines = [f"# {opt.model_path.stem}", "",
+                 f"Model `{opt.model_path}` on `{opt.dataroot}`: {resize}, {crop}, "
+                 f"perturbation: {perturbation.describe()}.",
+                 "Accuracies at threshold 0.5" + (f"; calibrated threshold {threshold:.4g} chosen on "
+                                                  f"`{opt.calibrate_on}`." if threshold is not None else "."),
+                 "", summary_markdown(rows, calibrated=threshold is not None)]
+        paper = paper_mean(rows)
+        if paper is not None:
+            lines += ["", f"Mean over the paper's 11 sets: AP {100 * paper['ap']:.1f}, acc {100 * paper['acc']:.1f}."]
+        return "\n".join(lines) + "\n"
+
+    def sweep(self) -> list[dict[str, Any]]:
+        """Evaluate every set at each value of the swept perturbation; write the table, scores and plot."""
+        opt = self.opt
+        kind, values = opt.sweep
+        base = _perturbation(opt)
+        threshold, in_sample = self.calibrate()
+        rows, ap = [], {}
+        with CsvStream(self.out_dir / f"sweep_{kind}_scores.csv", ("value", *SCORE_COLUMNS)) as scores:
+            for value in values:
+                perturbation = _swept(base, kind, value, opt.jpeg_method)
+                print(f"--- {kind} {value:g}: {perturbation.describe()}")
+                scored = []
+                for name, samples in self.sets:
+                    scored.append(self.score(name, samples, perturbation))
+                    scores.write({"value": value, **row} for row in scored[-1].rows())
+                for row in summarize(scored, threshold, in_sample):
+                    rows.append({"value": value, **row})
+                    ap.setdefault(row["set"], []).append(row["ap"])
+        write_csv(self.out_dir / f"sweep_{kind}.csv", rows, ("value", *SUMMARY_COLUMNS))
+        text = sweep_markdown(kind, values, ap)
+        (self.out_dir / f"sweep_{kind}.md").write_text(f"# {opt.model_path.stem}: AP % under {kind}\n\n{text}\n")
+        detail = f" ({opt.jpeg_method})" if kind == "jpeg" else ""
+        plot_sweep(self.out_dir / f"sweep_{kind}.png", kind, values, ap,
+                   title=f"{opt.model_path.stem}: AP under {kind}{detail}"
+                   + (f" (all images: {base.describe()})" if base != Perturbation() else ""))
+        print(text)
+        return rows
+
+
+def evaluate(opt: argparse.Namespace) -> list[dict[str, Any]]:
+    """eval.py: the summary rows (of every sweep value with --sweep); files as the module docstring says."""
+    evaluator = Evaluator(opt)
+    evaluator.out_dir.mkdir(parents=True, exist_ok=True)
+    save_options(opt, evaluator.out_dir / "opt.json")
+    return evaluator.sweep() if opt.sweep is not None else evaluator.run()

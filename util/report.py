@@ -1,0 +1,108 @@
+"""Result files: per-image scores and per-set summaries as CSV, Table-2-style markdown, sweep plots."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+SCORE_COLUMNS = ("set", "subclass", "path", "label", "logit", "prob")
+SUMMARY_COLUMNS = ("set", "n_real", "n_fake", "ap", "acc", "r_acc", "f_acc", "auc", "acc_calibrated")
+METRIC_HEADERS = {"ap": "AP", "acc": "acc", "r_acc": "real acc", "f_acc": "fake acc", "auc": "AUC",
+                  "acc_calibrated": "acc (calibrated)"}
+
+
+def _cell(value: Any) -> str:
+    """CSV text: None (not requested) is empty, nan (undefined) is ``nan``, floats keep float32 precision."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.9g}"
+    return str(value)
+
+
+class CsvStream:
+    """A CSV file written row by row and flushed, so an interrupted run leaves a valid file."""
+
+    def __init__(self, path: Path, columns: Sequence[str]) -> None:
+        self.columns = tuple(columns)
+        self.file: TextIO = open(path, "w", newline="")
+        self.writer = csv.writer(self.file)
+        self.writer.writerow(self.columns)
+
+    def write(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        self.writer.writerows([_cell(row[c]) for c in self.columns] for row in rows)
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> CsvStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    """Write a whole table atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    with CsvStream(tmp, columns) as out:
+        out.write(rows)
+    os.replace(tmp, path)
+
+
+def _percent(value: Any) -> str:
+    if value is None:
+        return ""
+    return "n/a" if math.isnan(value) else f"{100 * value:.1f}"
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def summary_markdown(rows: Sequence[Mapping[str, Any]], calibrated: bool) -> str:
+    """The summary rows as Table 2 prints them: metrics in percent, one decimal."""
+    metrics = [m for m in METRIC_HEADERS if calibrated or m != "acc_calibrated"]
+    header = ["set", "real", "fake", *(f"{METRIC_HEADERS[m]} %" for m in metrics)]
+    body = [[str(r["set"]), str(r["n_real"]), str(r["n_fake"]), *(_percent(r[m]) for m in metrics)] for r in rows]
+    return markdown_table(header, body)
+
+
+def sweep_markdown(kind: str, values: Sequence[float], ap: Mapping[str, Sequence[float]]) -> str:
+    """AP % per set (rows) and perturbation value (columns)."""
+    header = ["set", *(f"{kind} {v:g}" for v in values)]
+    return markdown_table(header, [[name, *(_percent(a) for a in aps)] for name, aps in ap.items()])
+
+
+SWEEP_LABELS = {"blur": "Gaussian blur sigma", "jpeg": "JPEG quality", "resize": "rescale factor"}
+
+
+def plot_sweep(path: Path, kind: str, values: Sequence[float], ap: Mapping[str, Sequence[float]],
+               title: str) -> None:
+    """AP against the perturbation strength, one line per set (the mean dashed), as the paper's Fig. 5."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    fig, axis = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    for name, aps in ap.items():
+        style = {"color": "black", "linestyle": "--", "linewidth": 2} if name == "mean" else {"marker": "o"}
+        axis.plot(values, [100 * a for a in aps], label=name, **style)
+    axis.set_xlabel(SWEEP_LABELS[kind])
+    axis.set_ylabel("AP (%)")
+    axis.set_ylim(top=101)
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    if kind in ("jpeg", "resize"):  # stronger perturbation to the right, as for blur
+        axis.invert_xaxis()
+    axis.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
