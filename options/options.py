@@ -314,7 +314,9 @@ def eval_parser() -> argparse.ArgumentParser:
 
     group = parser.add_argument_group("output")
     group.add_argument("--results_dir", type=Path, default=Path("results"),
-                       help="results go to <results_dir>/<checkpoint name>/")
+                       help="results go to <results_dir>/<name>/")
+    group.add_argument("--name", default=None,
+                       help="results sub-folder (default: the checkpoint file name without extension)")
     _add_runtime(parser)
     return parser
 
@@ -350,6 +352,28 @@ def demo_parser() -> argparse.ArgumentParser:
 
 def parse_demo_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return demo_parser().parse_args(argv)
+
+
+QUICKSTART_SIZES = ("tiny", "small", "default")
+
+
+def quickstart_parser() -> argparse.ArgumentParser:
+    parser = _parser("quickstart.py", "Offline mini-benchmark: build it, train the detector, evaluate, demo.")
+    parser.add_argument("--root", type=Path, default=Path("dataset/mini"), help="where the benchmark is built")
+    parser.add_argument("--size", choices=QUICKSTART_SIZES, default="default",
+                        help="tiny: seconds, for tests; small: about half the images; default: the measured run")
+    parser.add_argument("--seed", type=nonneg_int, default=0, help="seeds the benchmark and the training")
+    parser.add_argument("--real_dir", type=Path, default=None,
+                        help="your own folder of photographs instead of the packaged ones")
+    parser.add_argument("--retrain", action="store_true", help="train again even if this detector exists")
+    parser.add_argument("--checkpoints_dir", type=Path, default=Path("./checkpoints"))
+    parser.add_argument("--results_dir", type=Path, default=Path("results"))
+    _add_runtime(parser)
+    return parser
+
+
+def parse_quickstart_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    return quickstart_parser().parse_args(argv)
 
 
 # ------------------------------------------------------------------------------------------ show and save

@@ -189,3 +189,11 @@ def test_release_format_loads_as_resnet50_and_demo_reads_the_authors_examples(sh
                "--num_workers", "0"])
     out = capsys.readouterr().out
     assert "real.png" in out and "fake.png" in out and "2 images," in out
+
+
+def test_bf16_autocast_scores_close_to_float32(bench, tmp_path):
+    plain = read_csv(run_eval(bench, tmp_path / "fp32", "--crop_size", "32", "--sets", "biggan") / "scores.csv")
+    bf16 = read_csv(run_eval(bench, tmp_path / "bf16", "--crop_size", "32", "--sets", "biggan", "--amp", "bf16")
+                    / "scores.csv")
+    diffs = [abs(float(a["logit"]) - float(b["logit"])) for a, b in zip(plain, bf16, strict=True)]
+    assert 0 < max(diffs) < 0.05  # autocast really ran, and bf16 rounding stays small

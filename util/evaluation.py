@@ -1,6 +1,6 @@
 """Scoring images with a trained detector, and the Table 2 evaluation built on it (see eval.py).
 
-Files written to ``<results_dir>/<checkpoint name>/``:
+Files written to ``<results_dir>/<name>/`` (``--name`` defaults to the checkpoint file name):
 
 - ``scores.csv``: one row per image (``set,subclass,path,label,logit,prob``), streamed set by set;
 - ``summary.csv`` / ``summary.md``: one row per set and a ``mean`` row (fractions / percent);
@@ -176,7 +176,7 @@ class Evaluator:
         self.sets = [(name, scan_folder(path)) for name, path in self.set_folders]
         self.device = resolve_device(opt.device)
         self.model = load_detector(opt.model_path, opt.arch, self.device)
-        self.out_dir = opt.results_dir / opt.model_path.stem
+        self.out_dir = opt.results_dir / (opt.name or opt.model_path.stem)
 
     def score(self, name: str, samples: list[Sample], perturbation: Perturbation) -> Scored:
         opt = self.opt
@@ -226,7 +226,7 @@ class Evaluator:
         opt = self.opt
         resize = f"resize {opt.resize}" if opt.resize else "no resize"
         crop = "whole image" if opt.no_crop else f"center crop {opt.crop_size}"
-        lines = [f"# {opt.model_path.stem}", "",
+        lines = [f"# {self.out_dir.name}", "",
                  f"Model `{opt.model_path}` on `{opt.dataroot}`: {resize}, {crop}, "
                  f"perturbation: {perturbation.describe()}.",
                  "Accuracies at threshold 0.5" + (f"; calibrated threshold {threshold:.4g} chosen on "
@@ -257,10 +257,10 @@ class Evaluator:
                     ap.setdefault(row["set"], []).append(row["ap"])
         write_csv(self.out_dir / f"sweep_{kind}.csv", rows, ("value", *SUMMARY_COLUMNS))
         text = sweep_markdown(kind, values, ap)
-        (self.out_dir / f"sweep_{kind}.md").write_text(f"# {opt.model_path.stem}: AP % under {kind}\n\n{text}\n")
+        (self.out_dir / f"sweep_{kind}.md").write_text(f"# {self.out_dir.name}: AP % under {kind}\n\n{text}\n")
         detail = f" ({opt.jpeg_method})" if kind == "jpeg" else ""
         plot_sweep(self.out_dir / f"sweep_{kind}.png", kind, values, ap,
-                   title=f"{opt.model_path.stem}: AP under {kind}{detail}"
+                   title=f"{self.out_dir.name}: AP under {kind}{detail}"
                    + (f" (all images: {base.describe()})" if base != Perturbation() else ""))
         print(text)
         return rows

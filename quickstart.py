@@ -1,0 +1,23 @@
+"""The embedded default: the paper's experiment in miniature, offline, on a CPU, in one command.
+
+    python quickstart.py                    # build the mini-benchmark, train, evaluate, demo (minutes on 2 cores)
+    python quickstart.py --size small --seed 1
+    python quickstart.py --real_dir ~/photos   # your own photographs as the real images
+
+The benchmark lands in dataset/mini/ (reused while its settings match), the detector in
+checkpoints/quickstart_<size>_seed<seed>/, the tables in results/quickstart_<size>_seed<seed>/.
+"""
+
+from options import parse_quickstart_options
+from util.errors import user_errors
+from util.quickstart import run_quickstart
+
+
+def main(argv: list[str] | None = None) -> None:
+    opt = parse_quickstart_options(argv)
+    with user_errors(opt.debug):
+        run_quickstart(opt)
+
+
+if __name__ == "__main__":
+    main()

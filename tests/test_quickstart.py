@@ -1,0 +1,43 @@
+import csv
+from pathlib import Path
+
+import pytest
+
+import quickstart
+from util.errors import UserError
+
+pytestmark = pytest.mark.slow
+
+
+def test_tiny_quickstart_builds_trains_evaluates_and_demos(tmp_path, capsys):
+    argv = ["--size", "tiny", "--root", str(tmp_path / "mini"), "--checkpoints_dir", str(tmp_path / "ck"),
+            "--results_dir", str(tmp_path / "res"), "--num_workers", "0", "--device", "cpu"]
+    quickstart.main(argv)
+    out = capsys.readouterr().out
+    results = tmp_path / "res" / "quickstart_tiny_seed0"
+    assert {"scores.csv", "summary.csv", "summary.md", "calibration.json", "quickstart.csv", "quickstart.md",
+            "opt.json"} <= {p.name for p in results.iterdir()}
+    with open(results / "quickstart.csv", newline="") as f:
+        table = {r["generator"]: r for r in csv.DictReader(f)}
+    assert list(table) == ["nearest", "bilinear", "transposed", "pixelshuffle"]
+    assert table["nearest"]["role"] == "training" and table["bilinear"]["role"] == "unseen"
+    assert float(table["nearest"]["ap"]) > 0.6  # the detector beats chance on its own generator
+    assert out.count("probability of being synthetic:") == 2
+    assert (tmp_path / "mini" / "test" / "nearest" / "1_fake" / "00000.png").is_file()
+
+    quickstart.main(argv)  # the second run reuses the benchmark and the detector
+    out = capsys.readouterr().out
+    assert "using the cached build" in out and "reusing" in out
+
+
+def test_unfinished_run_needs_retrain(tmp_path):
+    run = tmp_path / "ck" / "quickstart_tiny_seed0"
+    run.mkdir(parents=True)
+    with pytest.raises(UserError, match="--retrain"):
+        from options import parse_quickstart_options
+        from util.quickstart import run_quickstart
+
+        run_quickstart(parse_quickstart_options(["--size", "tiny", "--root", str(tmp_path / "mini"),
+                                                 "--checkpoints_dir", str(tmp_path / "ck"), "--results_dir",
+                                                 str(tmp_path / "res"), "--num_workers", "0"]))
+    assert Path(run).is_dir()
