@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from data.minibench import MiniConfig, build
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "reference"
+# The mini-benchmark at test size: 32 px photo crops and generator fakes, unmatched (too few images to match).
+TINY_BENCH = MiniConfig(size=32, train_per_class=12, val_per_class=4, test_per_set=8, generator_steps=40,
+                        generator_width=8, match=False, max_baseline_ap=1.0)
 
 
 @pytest.fixture
@@ -41,3 +46,11 @@ def labeled_tree(tmp_path: Path):
         return root
 
     return build
+
+
+@pytest.fixture(scope="session")
+def mini_bench(tmp_path_factory) -> Path:
+    """Realistic images for tests: a tiny mini-benchmark, built once per session."""
+    root = tmp_path_factory.mktemp("minibench") / "mini"
+    build(root, TINY_BENCH)
+    return root

@@ -1,5 +1,6 @@
 import csv
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,6 @@ import demo
 import eval as eval_script
 from data import Sample
 from networks import build_model
-from tests.conftest import random_image, write_png
 from util.checkpoint import save_checkpoint
 from util.evaluation import Scored, summarize
 from util.metrics import binary_metrics
@@ -21,21 +21,18 @@ MIXED_SIZES = [(36, 44), (44, 36), (40, 40)]
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory) -> Path:
-    """A test root with a sub-class set, a single set, a set of mixed sizes; a calibration split; a checkpoint."""
+def bench(mini_bench, tmp_path_factory) -> Path:
+    """A test root from the mini-benchmark: a sub-class set (its val split), a single set (one test generator),
+    a set of mixed sizes (resized crops); its training split for calibration; a checkpoint."""
     root = tmp_path_factory.mktemp("bench")
-    rng = np.random.default_rng(0)
-    for cls in ("a", "b"):
-        for folder in ("0_real", "1_fake"):
-            for i in range(3):
-                write_png(root / "test" / "progan" / cls / folder / f"{i}.png", random_image(rng, 40, 40))
-    for folder, count in (("0_real", 4), ("1_fake", 3)):
-        for i in range(count):
-            write_png(root / "test" / "biggan" / folder / f"{i}.png", random_image(rng, 40, 40))
+    shutil.copytree(mini_bench / "val", root / "test" / "progan")
+    shutil.copytree(mini_bench / "test" / "bilinear", root / "test" / "biggan")
+    shutil.copytree(mini_bench / "train", root / "val")
     for folder in ("0_real", "1_fake"):
+        (root / "test" / "mixed" / folder).mkdir(parents=True)
         for i in range(6):
-            write_png(root / "test" / "mixed" / folder / f"{i}.png", random_image(rng, *MIXED_SIZES[i % 3]))
-            write_png(root / "val" / "cls" / folder / f"{i}.png", random_image(rng, 40, 40))
+            with Image.open(mini_bench / "test" / "transposed" / folder / f"{i:05d}.png") as img:
+                img.resize(MIXED_SIZES[i % 3]).save(root / "test" / "mixed" / folder / f"{i}.png")
     torch.manual_seed(0)
     model = build_model("resnet18", pretrained=False)
     save_checkpoint(root / "tiny.pth", {"model": model.state_dict(), "options": {"arch": "resnet18"}})
@@ -64,8 +61,8 @@ def test_eval_writes_every_file_with_the_right_counts(evaluated):
                                                      "calibration.json"}
     scores = read_csv(evaluated / "scores.csv")
     assert list(scores[0]) == ["set", "subclass", "path", "label", "logit", "prob"]
-    assert [r["set"] for r in scores] == ["progan"] * 12 + ["biggan"] * 7 + ["mixed"] * 12  # Table 2 order first
-    assert {r["subclass"] for r in scores if r["set"] == "progan"} == {"a", "b"}
+    assert [r["set"] for r in scores] == ["progan"] * 24 + ["biggan"] * 16 + ["mixed"] * 12  # Table 2 order first
+    assert {r["subclass"] for r in scores if r["set"] == "progan"} == {"group0", "group1", "group2"}
     assert {r["subclass"] for r in scores if r["set"] != "progan"} == {""}
     for r in scores:
         assert float(r["prob"]) == pytest.approx(float(expit(np.float32(r["logit"]))), abs=1e-7)
@@ -74,7 +71,7 @@ def test_eval_writes_every_file_with_the_right_counts(evaluated):
     summary = read_csv(evaluated / "summary.csv")
     assert list(summary[0]) == ["set", "n_real", "n_fake", "ap", "acc", "r_acc", "f_acc", "auc", "acc_calibrated"]
     assert [(r["set"], r["n_real"], r["n_fake"]) for r in summary] == [
-        ("progan", "6", "6"), ("biggan", "4", "3"), ("mixed", "6", "6"), ("mean", "16", "15")]
+        ("progan", "12", "12"), ("biggan", "8", "8"), ("mixed", "6", "6"), ("mean", "26", "26")]
     for row in summary[:-1]:  # the summary is the metric functions applied to scores.csv
         rows = [r for r in scores if r["set"] == row["set"]]
         expected = binary_metrics(np.array([int(r["label"]) for r in rows]), np.array([float(r["prob"]) for r in rows]))
@@ -85,7 +82,7 @@ def test_eval_writes_every_file_with_the_right_counts(evaluated):
         assert float(summary[-1][key]) == pytest.approx(np.mean([float(r[key]) for r in summary[:-1]]), abs=1e-7)
 
     table = (evaluated / "summary.md").read_text()
-    assert "| set | real | fake | AP % |" in table and "| mean | 16 | 15 |" in table
+    assert "| set | real | fake | AP % |" in table and "| mean | 26 | 26 |" in table
     assert "calibrated threshold" in table and "center crop 32" in table
 
 
@@ -120,9 +117,9 @@ def test_demo_folder_reports_metrics_and_glob_lists_images(bench, tmp_path, caps
     demo.main(["-f", str(bench / "test" / "biggan"), "-m", str(bench / "tiny.pth"), "--num_workers", "0",
                "--out", str(tmp_path / "folder.csv")])
     out = capsys.readouterr().out
-    assert "7 images (4 real, 3 fake): AP" in out
+    assert "16 images (8 real, 8 fake): AP" in out
     rows = read_csv(tmp_path / "folder.csv")
-    assert len(rows) == 7 and {r["label"] for r in rows} == {"0", "1"}
+    assert len(rows) == 16 and {r["label"] for r in rows} == {"0", "1"}
     demo.main(["-f", str(bench / "test" / "mixed" / "*" / "0.png"), "-m", str(bench / "tiny.pth"),
                "--num_workers", "0", "--out", str(tmp_path / "glob.csv")])
     rows = read_csv(tmp_path / "glob.csv")
@@ -135,7 +132,7 @@ def test_sweep_writes_table_scores_and_plot(bench, tmp_path):
     rows = read_csv(out / "sweep_blur.csv")
     assert [(r["value"], r["set"]) for r in rows] == [
         (v, s) for v in ("0", "1", "2") for s in ("progan", "biggan", "mean")]
-    assert len(read_csv(out / "sweep_blur_scores.csv")) == 3 * (12 + 7)
+    assert len(read_csv(out / "sweep_blur_scores.csv")) == 3 * (24 + 16)
     unperturbed = read_csv(run_eval(bench, tmp_path / "plain", "--crop_size", "32", "--sets", "progan,biggan")
                            / "summary.csv")
     assert [r["ap"] for r in rows[:3]] == [r["ap"] for r in unperturbed]  # sigma 0 is no blur

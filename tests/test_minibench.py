@@ -16,22 +16,18 @@ from data.minibench import (
     trivial_baselines,
 )
 from networks.generators import UPSAMPLERS, autoencoder
+from tests.conftest import TINY_BENCH as TINY
 from tests.conftest import write_png
 from util.errors import UserError
-
-TINY = MiniConfig(size=32, train_per_class=12, val_per_class=4, test_per_set=8, generator_steps=40,
-                  generator_width=8, match=False, max_baseline_ap=1.0)
 
 
 def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("mini") / "bench"
-    build(root, TINY)
-    return root
+@pytest.fixture
+def tiny(mini_bench) -> Path:
+    return mini_bench
 
 
 def test_layout_and_manifest_counts(tiny):
