@@ -211,69 +211,89 @@ def _train(opt: argparse.Namespace, process: distributed.Process, device: torch.
     model.to(device, memory_format=memory_format(device))
     net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if process.world_size > 1 else model
-
-    def checkpoint(path: Path) -> None:
-        if process.is_main:
-            save_checkpoint(path, {
-                "model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict(), "total_steps": progress.total_steps,
-                "progress": vars(progress).copy(), "early_stopping": stopper.state_dict(),
-                "options": options_dict(opt),
-            })
-
-    log = RunLog(run_dir, process.is_main)
+    run = _Run(opt, process, device, run_dir, model, net, optimizer, scaler, stopper, progress,
+               RunLog(run_dir, process.is_main))
     try:
         while not progress.finished and progress.epochs_done < opt.epochs:
-            _train_epoch(net, train_loader, optimizer, scaler, device, opt, process, progress, batches_per_epoch,
-                         log, checkpoint, run_dir)
-            labels, logits = predict(net, val_loader, device, opt.amp, progress=process.is_main)
-            metrics = binary_metrics(labels, expit(logits))
-            epoch = progress.epochs_done + 1
-            action, is_best, lr = stopper.step(epoch, metrics["acc"], optimizer.param_groups[0]["lr"])
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            progress.epochs_done, progress.batches_done = epoch, 0
-            progress.finished = action == "stop"
-            log.log("val", progress.total_steps, {"epoch": epoch, **metrics, "lr": lr, "action": action,
-                                                  "best": is_best})
-            if process.is_main:
-                print(f"epoch {epoch}: val acc {metrics['acc']:.4f} ap {metrics['ap']:.4f} "
-                      f"(real {metrics['r_acc']:.4f}, fake {metrics['f_acc']:.4f}) -> {action}, lr {lr:g}"
-                      + (", new best" if is_best else ""))
-            checkpoint(run_dir / "latest.pth")
-            if is_best:
-                checkpoint(run_dir / "best.pth")
-            if epoch % opt.save_epoch_freq == 0:
-                checkpoint(run_dir / f"epoch_{epoch}.pth")
+            run.train_epoch(train_loader, batches_per_epoch)
+            run.end_epoch(val_loader)
     finally:
-        log.close()
+        run.log.close()
     return {"best_acc": stopper.best_acc, "best_epoch": stopper.best_epoch, "epochs": progress.epochs_done}
 
 
-def _train_epoch(net, loader, optimizer, scaler, device, opt, process, progress, batches_per_epoch, log,
-                 checkpoint, run_dir) -> None:
-    loader.sampler.set_epoch(progress.epochs_done, start=progress.batches_done * opt.batch_size)
-    net.train()
-    window_start, window_images = time.perf_counter(), 0
-    bar = tqdm(loader, desc=f"epoch {progress.epochs_done + 1}", total=batches_per_epoch,
-               initial=progress.batches_done, disable=not process.is_main, dynamic_ncols=True)
-    for images, labels, _ in bar:
-        images = images.to(device, non_blocking=True, memory_format=memory_format(device))
-        labels = labels.to(device, non_blocking=True)
-        try:
-            loss = train_step(net, images, labels, optimizer, scaler, device, opt.amp)
-        except FloatingPointError as err:
-            raise UserError(f"training stopped at step {progress.total_steps + 1}: {err}. The last good checkpoint "
-                            f"is {run_dir / 'latest.pth'}; try a lower --lr or --amp off") from None
-        progress.batches_done += 1
-        progress.total_steps += 1
-        window_images += len(images) * process.world_size
-        if progress.total_steps % opt.loss_freq == 0:
-            elapsed = time.perf_counter() - window_start
-            log.log("train", progress.total_steps, {"epoch": progress.epochs_done + 1, "loss": loss,
-                                                    "lr": optimizer.param_groups[0]["lr"],
-                                                    "images_per_s": window_images / max(elapsed, 1e-9)})
-            window_start, window_images = time.perf_counter(), 0
-        bar.set_postfix(loss=f"{loss:.4f}")
-        if progress.total_steps % opt.save_latest_freq == 0:
-            checkpoint(run_dir / "latest.pth")
+@dataclass
+class _Run:
+    """Everything a training run updates, shared by the steps of its loop."""
+
+    opt: argparse.Namespace
+    process: distributed.Process
+    device: torch.device
+    run_dir: Path
+    model: nn.Module  # the bare network (what checkpoints store)
+    net: nn.Module  # the network the loop calls (DDP-wrapped under torchrun)
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    stopper: EarlyStopping
+    progress: Progress
+    log: RunLog
+
+    def save(self, name: str) -> None:
+        if self.process.is_main:
+            save_checkpoint(self.run_dir / name, {
+                "model": unwrap(self.model).state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(), "total_steps": self.progress.total_steps,
+                "progress": vars(self.progress).copy(), "early_stopping": self.stopper.state_dict(),
+                "options": options_dict(self.opt),
+            })
+
+    def train_epoch(self, loader: DataLoader, batches_per_epoch: int) -> None:
+        opt, progress = self.opt, self.progress
+        loader.sampler.set_epoch(progress.epochs_done, start=progress.batches_done * opt.batch_size)
+        self.net.train()
+        window_start, window_images = time.perf_counter(), 0
+        bar = tqdm(loader, desc=f"epoch {progress.epochs_done + 1}", total=batches_per_epoch,
+                   initial=progress.batches_done, disable=not self.process.is_main, dynamic_ncols=True)
+        for images, labels, _ in bar:
+            images = images.to(self.device, non_blocking=True, memory_format=memory_format(self.device))
+            labels = labels.to(self.device, non_blocking=True)
+            try:
+                loss = train_step(self.net, images, labels, self.optimizer, self.scaler, self.device, opt.amp)
+            except FloatingPointError as err:
+                raise UserError(f"training stopped at step {progress.total_steps + 1}: {err}. The last good "
+                                f"checkpoint is {self.run_dir / 'latest.pth'}; try a lower --lr or --amp off") from None
+            progress.batches_done += 1
+            progress.total_steps += 1
+            window_images += len(images) * self.process.world_size
+            if progress.total_steps % opt.loss_freq == 0:
+                elapsed = time.perf_counter() - window_start
+                self.log.log("train", progress.total_steps, {
+                    "epoch": progress.epochs_done + 1, "loss": loss, "lr": self.optimizer.param_groups[0]["lr"],
+                    "images_per_s": window_images / max(elapsed, 1e-9)})
+                window_start, window_images = time.perf_counter(), 0
+            bar.set_postfix(loss=f"{loss:.4f}")
+            if progress.total_steps % opt.save_latest_freq == 0:
+                self.save("latest.pth")
+
+    def end_epoch(self, val_loader: DataLoader) -> None:
+        """Validate, let early stopping set the LR (or stop), log, and write the checkpoints."""
+        progress = self.progress
+        labels, logits = predict(self.net, val_loader, self.device, self.opt.amp, progress=self.process.is_main)
+        metrics = binary_metrics(labels, expit(logits))
+        epoch = progress.epochs_done + 1
+        action, is_best, lr = self.stopper.step(epoch, metrics["acc"], self.optimizer.param_groups[0]["lr"])
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        progress.epochs_done, progress.batches_done = epoch, 0
+        progress.finished = action == "stop"
+        self.log.log("val", progress.total_steps, {"epoch": epoch, **metrics, "lr": lr, "action": action,
+                                                   "best": is_best})
+        if self.process.is_main:
+            print(f"epoch {epoch}: val acc {metrics['acc']:.4f} ap {metrics['ap']:.4f} "
+                  f"(real {metrics['r_acc']:.4f}, fake {metrics['f_acc']:.4f}) -> {action}, lr {lr:g}"
+                  + (", new best" if is_best else ""))
+        self.save("latest.pth")
+        if is_best:
+            self.save("best.pth")
+        if epoch % self.opt.save_epoch_freq == 0:
+            self.save(f"epoch_{epoch}.pth")
