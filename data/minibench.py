@@ -9,9 +9,10 @@ then applied to other crops of the same photos, so fakes show the same content a
 fingerprint. One generator (nearest + conv, ProGAN's upsampling) makes the training and validation fakes; the
 others are unseen test generators.
 
-Autoencoders blur, so a sharpness statistic alone would separate such sets. Every set is therefore matched on
-sharpness: reals and fakes are drawn in equal numbers from each bin of log Laplacian variance. The builder
-measures the trivial baselines (sharpness, mean colour) on every test set and refuses a set they solve.
+Autoencoders blur, so a sharpness statistic alone would separate such sets, and picking sharp-enough fakes
+shifts their colours. Every set is therefore matched on both: reals and fakes are drawn in equal numbers from
+each cell of a grid over log Laplacian variance, brightness and red-blue balance. The builder measures the
+trivial baselines (sharpness, mean colour) on every test set and refuses a set they solve.
 
 Layout: ``train/<group>/{0_real,1_fake}``, ``val/<group>/...`` (a group is a set of source photos, the
 benchmark's "class"), ``test/<generator>/{0_real,1_fake}``, and ``manifest.json`` (settings, counts, photos,

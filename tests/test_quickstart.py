@@ -25,9 +25,12 @@ def test_tiny_quickstart_builds_trains_evaluates_and_demos(tmp_path, capsys):
     assert out.count("probability of being synthetic:") == 2
     assert (tmp_path / "mini" / "test" / "nearest" / "1_fake" / "00000.png").is_file()
 
-    quickstart.main(argv)  # the second run reuses the benchmark and the detector
+    quickstart.main([*argv, "--num_workers", "1"])  # the same recipe: benchmark and detector are reused
     out = capsys.readouterr().out
     assert "using the cached build" in out and "reusing" in out
+    with pytest.raises(SystemExit) as exc:  # another recipe never silently reuses or replaces the run
+        quickstart.main([*argv, "--amp", "bf16"])
+    assert exc.value.code == 2 and "--retrain" in capsys.readouterr().err
 
 
 def test_unfinished_run_needs_retrain(tmp_path):

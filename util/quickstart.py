@@ -18,6 +18,7 @@ from typing import Any
 
 from data.minibench import MiniConfig, build
 from options import parse_demo_options, parse_eval_options, parse_train_options
+from options.options import options_dict
 from util.checkpoint import load_checkpoint
 from util.demo import run_demo
 from util.engine import train
@@ -54,29 +55,38 @@ def _runtime_flags(opt: argparse.Namespace) -> list[str]:
     return ["--device", opt.device, "--amp", opt.amp, "--num_workers", str(opt.num_workers)]
 
 
+def _recipe(options: dict[str, Any]) -> dict[str, Any]:
+    """Training options that change the weights (not where or how fast they are computed)."""
+    return {k: v for k, v in options.items() if k not in ("device", "num_workers", "debug")}
+
+
 def _train_detector(opt: argparse.Namespace, preset: Preset, manifest: dict[str, Any]) -> Path:
-    """The run's best checkpoint: trained now, or reused when it was trained on this very benchmark."""
+    """The run's best checkpoint: trained now, or reused when it was trained, to the end, with this recipe on
+    this very benchmark build."""
     name = f"quickstart_{opt.size}_seed{opt.seed}"
     run_dir = opt.checkpoints_dir / name
     stamp = run_dir / "benchmark_manifest.json"
-    if run_dir.exists() and not opt.retrain:
-        if stamp.is_file() and json.loads(stamp.read_text()) == manifest and (run_dir / "best.pth").is_file() \
-                and load_checkpoint(run_dir / "latest.pth")["progress"]["epochs_done"] >= preset.epochs:
-            print(f"detector: reusing {run_dir / 'best.pth'} (trained on this benchmark; --retrain to train again)")
-            return run_dir / "best.pth"
-        raise UserError(f"{run_dir} holds an unfinished run or one trained on another benchmark build; pass "
-                        f"--retrain to replace it")
-    if run_dir.exists():
-        print(f"detector: --retrain: removing {run_dir}")
-        shutil.rmtree(run_dir)
     args = ["--dataroot", str(opt.root), "--name", name, "--checkpoints_dir", str(opt.checkpoints_dir),
             "--arch", "resnet18", "--no_pretrained", "--no_resize", "--crop_size", str(preset.crop_size),
             "--batch_size", str(preset.batch_size), "--lr", str(preset.lr), "--epochs", str(preset.epochs),
             "--blur_prob", BLUR_JPG_PROB, "--blur_sig", "0.0,3.0", "--jpg_prob", BLUR_JPG_PROB,
             "--jpg_method", "cv2,pil", "--jpg_qual", "30,100", "--loss_freq", "20", "--seed", str(opt.seed),
             *_runtime_flags(opt)]
+    train_opt = parse_train_options(args)
+    if run_dir.exists() and not opt.retrain:
+        latest = load_checkpoint(run_dir / "latest.pth") if (run_dir / "latest.pth").is_file() else None
+        if latest is not None and stamp.is_file() and json.loads(stamp.read_text()) == manifest \
+                and _recipe(latest["options"]) == _recipe(options_dict(train_opt)) \
+                and latest["progress"]["epochs_done"] >= preset.epochs:
+            print(f"detector: reusing {run_dir / 'best.pth'} (trained on this benchmark; --retrain to train again)")
+            return run_dir / "best.pth"
+        raise UserError(f"{run_dir} holds an unfinished run, or one trained with other settings or on another "
+                        f"benchmark build; pass --retrain to replace it")
+    if run_dir.exists():
+        print(f"detector: --retrain: removing {run_dir}")
+        shutil.rmtree(run_dir)
     print("detector: python train.py " + " ".join(args), flush=True)
-    train(parse_train_options(args))
+    train(train_opt)
     stamp.write_text(json.dumps(manifest, indent=2) + "\n")
     return run_dir / "best.pth"
 
