@@ -70,6 +70,7 @@ PACKAGED_SPLIT = {
     "test": ("china", "coffee", "grace_hopper", "moon"),
 }
 MAX_BASELINE_AP = 0.65
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601 weights, as PIL's convert("L")
 
 
 @dataclass(frozen=True)
@@ -116,9 +117,9 @@ def _load_photo(name: str, path: Path | str, size: int) -> Photo:
 def photo_split(cfg: MiniConfig) -> dict[str, Any]:
     """Photo names per split: train and val as lists of groups, test as one list; plus name -> file."""
     if cfg.real_dir is None:
-        files = {n: packaged_photo_path(*where) for n, where in PACKAGED_PHOTOS.items()}
-        return {**{k: [list(g) for g in v] if k != "test" else list(v) for k, v in PACKAGED_SPLIT.items()},
-                "files": files}
+        return {"train": [list(g) for g in PACKAGED_SPLIT["train"]], "val": [list(g) for g in PACKAGED_SPLIT["val"]],
+                "test": list(PACKAGED_SPLIT["test"]),
+                "files": {n: packaged_photo_path(*where) for n, where in PACKAGED_PHOTOS.items()}}
     paths = list_images(cfg.real_dir)
     if len(paths) < 3:
         raise UserError(f"--real_dir {cfg.real_dir}: {len(paths)} images; at least 3 photos are needed (train, "
@@ -182,7 +183,7 @@ def synthesize(model: torch.nn.Module, crops: np.ndarray, grey: np.ndarray) -> n
         model(_to_tensor(crops[k : k + 64])).add(1.0).mul(127.5).round().clamp(0, 255).byte()
         .permute(0, 2, 3, 1).numpy() for k in range(0, len(crops), 64)
     ])
-    luma = np.round(out.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)).astype(np.uint8)
+    luma = np.round(out.astype(np.float32) @ LUMA).astype(np.uint8)
     out[grey] = luma[grey][..., None]
     return out
 
@@ -190,8 +191,7 @@ def synthesize(model: torch.nn.Module, crops: np.ndarray, grey: np.ndarray) -> n
 # ------------------------------------------------------------------------------------ trivial statistics
 def sharpness(images: np.ndarray) -> np.ndarray:
     """Variance of the Laplacian of the luminance, per image (a classic blur measure)."""
-    luma = images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return np.array([laplace(img).var() for img in luma])
+    return np.array([laplace(img).var() for img in images.astype(np.float32) @ LUMA])
 
 
 def colour_statistics(images: np.ndarray) -> np.ndarray:
@@ -215,8 +215,8 @@ def trivial_baselines(real: np.ndarray, fake: np.ndarray) -> dict[str, float]:
 
 def matching_features(images: np.ndarray) -> np.ndarray:
     """What a trivial detector could use: log sharpness, brightness and the red-blue balance, per image."""
-    means = images.reshape(len(images), -1, 3).mean(axis=1)
-    return np.column_stack([np.log1p(sharpness(images)), means.mean(axis=1), means[:, 0] - means[:, 2]])
+    colours = colour_statistics(images)  # brightness, R, G, B
+    return np.column_stack([np.log1p(sharpness(images)), colours[:, 0], colours[:, 1] - colours[:, 3]])
 
 
 def match_statistics(rng: np.random.Generator, real: np.ndarray, fake: np.ndarray,

@@ -354,6 +354,7 @@ def parse_demo_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return demo_parser().parse_args(argv)
 
 
+# The presets themselves live in util.quickstart.PRESETS (a test keeps the two in step).
 QUICKSTART_SIZES = ("tiny", "small", "default")
 
 
@@ -361,7 +362,7 @@ def quickstart_parser() -> argparse.ArgumentParser:
     parser = _parser("quickstart.py", "Offline mini-benchmark: build it, train the detector, evaluate, demo.")
     parser.add_argument("--root", type=Path, default=Path("dataset/mini"), help="where the benchmark is built")
     parser.add_argument("--size", choices=QUICKSTART_SIZES, default="default",
-                        help="tiny: seconds, for tests; small: about half the images; default: the measured run")
+                        help="tiny: seconds, for tests; small: fewer images, fewer epochs; default: the measured run")
     parser.add_argument("--seed", type=nonneg_int, default=0, help="seeds the benchmark and the training")
     parser.add_argument("--real_dir", type=Path, default=None,
                         help="your own folder of photographs instead of the packaged ones")

@@ -44,3 +44,10 @@ def test_unfinished_run_needs_retrain(tmp_path):
                                                  "--checkpoints_dir", str(tmp_path / "ck"), "--results_dir",
                                                  str(tmp_path / "res"), "--num_workers", "0"]))
     assert Path(run).is_dir()
+
+
+def test_every_size_flag_has_a_preset():
+    from options.options import QUICKSTART_SIZES
+    from util.quickstart import PRESETS
+
+    assert set(QUICKSTART_SIZES) == set(PRESETS)

@@ -30,7 +30,7 @@ def collect(target: str) -> list[Sample]:
     """The images named by ``-f``: a file, a folder (labels when it has 0_real/1_fake), or a glob pattern."""
     path = Path(target)
     if path.is_file():
-        _check_readable(target)
+        _check_readable(target)  # decoded once more to score it, but a bad file fails before the model loads
         return [Sample(target, UNLABELED, "")]
     if path.is_dir():
         if is_set_folder(path):

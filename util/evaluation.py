@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -76,11 +77,11 @@ class Scored:
     samples: list[Sample]
     logits: np.ndarray
 
-    @property
+    @cached_property
     def labels(self) -> np.ndarray:
         return np.array([s.label for s in self.samples], dtype=np.int64)
 
-    @property
+    @cached_property
     def probs(self) -> np.ndarray:
         # float32 sigmoid, the same values the authors' code passes to scikit-learn.
         return expit(self.logits.astype(np.float32))
@@ -113,14 +114,16 @@ def summarize(scored: Sequence[Scored], threshold: float | None = None,
     ``acc_calibrated`` uses ``threshold``; it stays empty for the set named ``in_sample``, on which the threshold
     was chosen, and everywhere when no threshold is given.
     """
-    rows = []
-    for s in scored:
-        labels, probs = s.labels, s.probs
-        calibrated = None if threshold is None or s.name == in_sample else accuracy(labels, probs, threshold)
-        rows.append({"set": s.name, "n_real": int((labels == 0).sum()), "n_fake": int((labels == 1).sum()),
-                     **binary_metrics(labels, probs), "acc_calibrated": calibrated})
-    rows.append(_mean_row(rows, "mean"))
-    return rows
+    rows = [set_row(s, threshold, in_sample) for s in scored]
+    return [*rows, _mean_row(rows, "mean")]
+
+
+def set_row(scored: Scored, threshold: float | None = None, in_sample: str | None = None) -> dict[str, Any]:
+    """The summary row of one set (see ``summarize``)."""
+    labels, probs = scored.labels, scored.probs
+    calibrated = None if threshold is None or scored.name == in_sample else accuracy(labels, probs, threshold)
+    return {"set": scored.name, "n_real": int((labels == 0).sum()), "n_fake": int((labels == 1).sum()),
+            **binary_metrics(labels, probs), "acc_calibrated": calibrated}
 
 
 def _mean_row(rows: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -178,16 +181,18 @@ class Evaluator:
         self.model = load_detector(opt.model_path, opt.arch, self.device)
         self.out_dir = opt.results_dir / (opt.name or opt.model_path.stem)
 
-    def score(self, name: str, samples: list[Sample], perturbation: Perturbation) -> Scored:
+    def score(self, name: str, samples: list[Sample], perturbation: Perturbation, threshold: float | None = None,
+              in_sample: str | None = None) -> tuple[Scored, dict[str, Any]]:
+        """Scores of one set and its summary row (printed as the set finishes)."""
         opt = self.opt
         start = time.perf_counter()
         logits = score_samples(self.model, samples, _transform(opt, perturbation), batch_size=opt.batch_size,
                                num_workers=opt.num_workers, device=self.device, amp=opt.amp, desc=name)
         scored = Scored(name, samples, logits)
-        metrics = binary_metrics(scored.labels, scored.probs)
-        print(f"{name}: {len(samples)} images, AP {100 * metrics['ap']:.1f}, acc {100 * metrics['acc']:.1f} "
+        row = set_row(scored, threshold, in_sample)
+        print(f"{name}: {len(samples)} images, AP {100 * row['ap']:.1f}, acc {100 * row['acc']:.1f} "
               f"({len(samples) / (time.perf_counter() - start):.1f} images/s)", flush=True)
-        return scored
+        return scored, row
 
     def calibrate(self) -> tuple[float | None, str | None]:
         """Threshold chosen on --calibrate_on (scored without test-time perturbations: it stands for the clean
@@ -196,7 +201,7 @@ class Evaluator:
         if opt.calibrate_on is None:
             return None, None
         folder = _calibration_folder(opt)
-        scored = self.score("calibration", scan_folder(folder), Perturbation())
+        scored, _ = self.score("calibration", scan_folder(folder), Perturbation())
         threshold = calibrate_threshold(scored.labels, scored.probs)
         record = {"calibrate_on": str(folder), "threshold": threshold, "n_real": int((scored.labels == 0).sum()),
                   "n_fake": int((scored.labels == 1).sum()),
@@ -210,17 +215,24 @@ class Evaluator:
         """Evaluate every set once (with the fixed perturbations, if any); write scores and summaries."""
         perturbation = _perturbation(self.opt)
         threshold, in_sample = self.calibrate()
-        scored = []
         with CsvStream(self.out_dir / "scores.csv", SCORE_COLUMNS) as scores:
-            for name, samples in self.sets:
-                scored.append(self.score(name, samples, perturbation))
-                scores.write(scored[-1].rows())
-        rows = summarize(scored, threshold, in_sample)
+            rows = self._score_sets(perturbation, threshold, in_sample, scores, {})
         write_csv(self.out_dir / "summary.csv", rows, SUMMARY_COLUMNS)
         text = self._summary_text(rows, perturbation, threshold)
         (self.out_dir / "summary.md").write_text(text)
         print(text)
         return rows
+
+    def _score_sets(self, perturbation: Perturbation, threshold: float | None, in_sample: str | None,
+                    scores: CsvStream, extra: dict[str, Any]) -> list[dict[str, Any]]:
+        """Score every set, streaming per-image rows (``extra`` columns first) to ``scores``; returns the summary
+        rows, mean included."""
+        rows = []
+        for name, samples in self.sets:
+            scored, row = self.score(name, samples, perturbation, threshold, in_sample)
+            scores.write({**extra, **r} for r in scored.rows())
+            rows.append(row)
+        return [*rows, _mean_row(rows, "mean")]
 
     def _summary_text(self, rows: list[dict[str, Any]], perturbation: Perturbation, threshold: float | None) -> str:
         opt = self.opt
@@ -248,11 +260,7 @@ class Evaluator:
             for value in values:
                 perturbation = _swept(base, kind, value, opt.jpeg_method)
                 print(f"--- {kind} {value:g}: {perturbation.describe()}")
-                scored = []
-                for name, samples in self.sets:
-                    scored.append(self.score(name, samples, perturbation))
-                    scores.write({"value": value, **row} for row in scored[-1].rows())
-                for row in summarize(scored, threshold, in_sample):
+                for row in self._score_sets(perturbation, threshold, in_sample, scores, {"value": value}):
                     rows.append({"value": value, **row})
                     ap.setdefault(row["set"], []).append(row["ap"])
         write_csv(self.out_dir / f"sweep_{kind}.csv", rows, ("value", *SUMMARY_COLUMNS))
