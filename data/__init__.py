@@ -5,8 +5,11 @@ from argparse import Namespace
 from data.datasets import (
     PAPER_MEAN_SETS,
     PAPER_TEST_SETS,
+    PAPER_TRAIN_CLASSES,
+    PROTOCOLS,
     DatasetError,
     ImageDataset,
+    Protocol,
     Sample,
     SeededSampler,
     SizeGroupedBatches,
@@ -41,6 +44,9 @@ def augment_config(opt: Namespace) -> AugmentConfig:
 __all__ = [
     "PAPER_MEAN_SETS",
     "PAPER_TEST_SETS",
+    "PAPER_TRAIN_CLASSES",
+    "PROTOCOLS",
+    "Protocol",
     "AugmentConfig",
     "Perturbation",
     "SizeGroupedBatches",

@@ -45,6 +45,31 @@ class Sample:
 PAPER_TEST_SETS = ("progan", "stylegan", "biggan", "cyclegan", "stargan", "gaugan", "crn", "imle", "seeingdark",
                    "san", "deepfake", "stylegan2", "whichfaceisreal")
 PAPER_MEAN_SETS = PAPER_TEST_SETS[:11]
+# The 20 LSUN object classes of the ProGAN training and validation sets.
+PAPER_TRAIN_CLASSES = ("airplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+                       "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
+                       "tvmonitor")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Which ProGAN classes to train on and which sets to test on (their mean is the headline number)."""
+
+    classes: tuple[str, ...]
+    test_sets: tuple[str, ...]
+    mean_sets: tuple[str, ...]
+    description: str
+
+
+PROTOCOLS = {
+    "wang2020": Protocol(PAPER_TRAIN_CLASSES, PAPER_TEST_SETS, PAPER_MEAN_SETS,
+                         "the paper's: 20 ProGAN classes; 13 test sets, Table 2's mean over the first 11"),
+    # Used by later detectors (NPR, FreqNet, LGrad) to compare with each other.
+    "4class": Protocol(("car", "cat", "chair", "horse"),
+                       ("progan", "stylegan", "stylegan2", "biggan", "cyclegan", "stargan", "gaugan", "deepfake"),
+                       ("progan", "stylegan", "stylegan2", "biggan", "cyclegan", "stargan", "gaugan", "deepfake"),
+                       "4 ProGAN classes (car, cat, chair, horse); 8 test sets, mean over all 8"),
+}
 
 
 def list_images(folder: Path | str) -> list[str]:

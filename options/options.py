@@ -15,8 +15,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from data.datasets import PROTOCOLS
+from data.forensynths import BASE_URL, SPLITS
 from data.transforms import JPEG_ENCODERS, PIL_INTERPOLATION
 from networks import ARCHS
+from networks.released import RELEASED, model_path
 
 INTERPOLATIONS = tuple(PIL_INTERPOLATION)
 JPEG_METHODS = tuple(JPEG_ENCODERS)
@@ -106,6 +109,13 @@ def subset_of(choices: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
     return parse
 
 
+def positive_int_list(text: str) -> tuple[int, ...]:
+    values = tuple(positive_int(v.strip()) for v in text.split(",") if v.strip())
+    if not values:
+        raise argparse.ArgumentTypeError("give at least one number")
+    return values
+
+
 def name_list(text: str) -> tuple[str, ...]:
     values = tuple(v.strip() for v in text.split(",") if v.strip())
     if not values:
@@ -118,6 +128,12 @@ def arch_name(text: str) -> str:
     if name not in ARCHS:
         raise argparse.ArgumentTypeError(f"{text!r}: choose one of {', '.join(ARCHS)}")
     return name
+
+
+def released_name(text: str) -> str:
+    if text not in RELEASED:
+        raise argparse.ArgumentTypeError(f"{text!r}: choose one of {', '.join(RELEASED)}")
+    return text
 
 
 def device_name(text: str) -> str:
@@ -210,11 +226,17 @@ def _add_augmentation(parser: argparse.ArgumentParser) -> None:
 
 def train_parser() -> argparse.ArgumentParser:
     parser = _parser("train.py", "Train the real/fake detector (Wang et al., CVPR 2020 recipe).")
+    _add_train_arguments(parser)
+    return parser
+
+
+def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
     group.add_argument("--dataroot", type=Path, default=Path("./dataset/"),
                        help="folder holding <train_split>/<class>/{0_real,1_fake} and <val_split>/...")
     group.add_argument("--classes", type=name_list, default=None,
                        help="comma-separated classes to train on (default: every class folder found)")
+    _add_protocol(group, "--classes")
     group.add_argument("--train_split", default="train", help="sub-folder of --dataroot used for training")
     group.add_argument("--val_split", default="val", help="sub-folder of --dataroot used for validation")
     group.add_argument("--batch_size", type=positive_int, default=64, help="images per step (per process)")
@@ -252,10 +274,25 @@ def train_parser() -> argparse.ArgumentParser:
     _add_runtime(parser)
     parser.add_argument("--seed", type=nonneg_int, default=0,
                         help="seeds weights of the new layer, data order and every augmentation draw")
-    return parser
+
+
+def _add_protocol(group: argparse._ArgumentGroup, replaces: str) -> None:
+    group.add_argument("--protocol", choices=tuple(PROTOCOLS), default=None,
+                       help=f"sets {replaces} by name: " + "; ".join(f"{k} = {p.description}"
+                                                                     for k, p in PROTOCOLS.items()))
+
+
+def _apply_protocol(parser: argparse.ArgumentParser, opt: argparse.Namespace, field: str, attr: str) -> None:
+    """Write the protocol's list into ``opt.<field>`` so that opt.json records what was used."""
+    if opt.protocol is None:
+        return
+    if getattr(opt, field) is not None:
+        parser.error(f"--protocol and --{field} exclude each other")
+    setattr(opt, field, getattr(PROTOCOLS[opt.protocol], attr))
 
 
 def _validate_train(parser: argparse.ArgumentParser, opt: argparse.Namespace) -> None:
+    _apply_protocol(parser, opt, "classes", "classes")
     if not opt.no_resize and not opt.no_crop and opt.crop_size > opt.load_size:
         parser.error(f"--crop_size {opt.crop_size} exceeds --load_size {opt.load_size}")
     if opt.no_pretrained and opt.pretrained_path is not None:
@@ -275,8 +312,9 @@ def parse_train_options(argv: Sequence[str] | None = None) -> argparse.Namespace
 
 def _add_model(parser: argparse.ArgumentParser, *flags: str) -> None:
     group = parser.add_argument_group("model")
-    group.add_argument(*flags, "--model_path", type=Path, default=Path("weights/blur_jpg_prob0.5.pth"),
-                       help="checkpoint: the authors' release, a training checkpoint or a bare state dict")
+    group.add_argument(*flags, "--model_path", type=model_path, default=Path("weights/blur_jpg_prob0.5.pth"),
+                       help="checkpoint: the authors' release, a training checkpoint or a bare state dict; "
+                       f"{' or '.join(RELEASED)} name a released model in weights/")
     group.add_argument("--arch", type=arch_name, default=None,
                        help="backbone (default: the one saved in the checkpoint, else resnet50)")
 
@@ -288,6 +326,7 @@ def eval_parser() -> argparse.ArgumentParser:
                        help="folder of test sets <set>/{0_real,1_fake} or <set>/<subclass>/{0_real,1_fake}")
     group.add_argument("--sets", type=name_list, default=None,
                        help="comma-separated sets to evaluate, in this order (default: all found, Table 2 order)")
+    _add_protocol(group, "--sets")
     group.add_argument("--batch_size", type=positive_int, default=64, help="images per forward pass")
     _add_model(parser)
 
@@ -327,6 +366,7 @@ _SWEPT_FLAG = {"blur": "blur_sigma", "jpeg": "jpeg_quality", "resize": "resize_s
 def parse_eval_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = eval_parser()
     opt = parser.parse_args(argv)
+    _apply_protocol(parser, opt, "sets", "test_sets")
     if opt.sweep is not None and getattr(opt, _SWEPT_FLAG[opt.sweep[0]]) is not None:
         parser.error(f"--sweep {opt.sweep[0]} and --{_SWEPT_FLAG[opt.sweep[0]]} exclude each other")
     uses_jpeg = opt.jpeg_quality is not None or (opt.sweep is not None and opt.sweep[0] == "jpeg")
@@ -375,6 +415,109 @@ def quickstart_parser() -> argparse.ArgumentParser:
 
 def parse_quickstart_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return quickstart_parser().parse_args(argv)
+
+
+def _add_spectra(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataroot", type=Path, default=Path("./dataset/test"), help="folder of test sets")
+    parser.add_argument("--sets", type=name_list, default=None, help="comma-separated sets (default: all found)")
+    parser.add_argument("--max_images", type=positive_int, default=2000,
+                        help="images per set and label, a seeded random choice (the paper: 2000)")
+    parser.add_argument("--crop_size", type=positive_int, default=None,
+                        help="center-crop side (default: the smallest side among the images, at most 256)")
+    parser.add_argument("--seed", type=nonneg_int, default=0, help="seeds the choice of images")
+    parser.add_argument("--out", type=Path, default=Path("results/spectra"), help="output folder")
+
+
+def _add_ranking(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scores", type=Path, required=True, help="an eval.py scores.csv")
+    parser.add_argument("--threshold", type=probability, default=0.5, help="fake when P(fake) > threshold")
+    parser.add_argument("--max_images", type=positive_int, default=8,
+                        help="misclassified images shown per kind of mistake and set")
+    parser.add_argument("--thumbnail", type=positive_int, default=128, help="thumbnail side in pixels")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: ranking/ beside --scores)")
+
+
+def _add_ablation(parser: argparse.ArgumentParser) -> None:
+    _add_train_arguments(parser)
+    group = parser.add_argument_group("ablation")
+    group.add_argument("--num_classes", type=positive_int_list, default=(2, 4, 8, 16, 20),
+                       help="training-class counts; nested subsets, chosen by --seed")
+    group.add_argument("--test_dataroot", type=Path, default=Path("./dataset/test"), help="folder of test sets")
+    group.add_argument("--test_sets", type=name_list, default=None,
+                       help="comma-separated test sets (default: --protocol's, else every set found)")
+    group.add_argument("--eval_crop_size", type=positive_int, default=224, help="center crop of the test images")
+    group.add_argument("--eval_no_crop", action="store_true", help="evaluate whole test images")
+    group.add_argument("--eval_batch_size", type=positive_int, default=64, help="images per forward pass in eval")
+    group.add_argument("--results_dir", type=Path, default=Path("results"),
+                       help="ablation.csv/.md/.png go to <results_dir>/<name>/")
+
+
+ANALYSES = {"spectra": (_add_spectra, "mean spectra of high-pass residuals, real vs fake (Fig. 7)"),
+            "ranking": (_add_ranking, "galleries by score percentile, mistakes, and HTML pages (Fig. 6)"),
+            "ablation": (_add_ablation, "train on growing class subsets, evaluate each (Fig. 3)")}
+
+
+def analyze_parser() -> argparse.ArgumentParser:
+    parser = _parser("analyze.py", "The paper's analyses, written as figures and data files.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (add, description) in ANALYSES.items():
+        sub = commands.add_parser(name, help=description, description=description, allow_abbrev=False,
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        add(sub)
+        if name != "ablation":  # the training options already include --debug
+            sub.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    return parser
+
+
+def parse_analyze_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = analyze_parser()
+    opt = parser.parse_args(argv)
+    if opt.command == "ablation":
+        _validate_train(parser, opt)
+        if opt.protocol is not None and opt.test_sets is None:
+            opt.test_sets = PROTOCOLS[opt.protocol].test_sets
+    return opt
+
+
+def train_options(opt: argparse.Namespace) -> argparse.Namespace:
+    """The train.py options inside a namespace that holds more (analyze.py ablation)."""
+    keys = {action.dest for action in train_parser()._actions if action.dest != "help"}
+    return argparse.Namespace(**{k: v for k, v in vars(opt).items() if k in keys})
+
+
+def dataset_download_parser() -> argparse.ArgumentParser:
+    parser = _parser("python -m dataset.download", "Download and extract the ForenSynths data (the authors' "
+                     "mirror), with resume and checksums; or count what is there.")
+    parser.add_argument("splits", nargs="+", choices=tuple(SPLITS),
+                        help="; ".join(f"{k}: {v.size}" for k, v in SPLITS.items()))
+    parser.add_argument("--root", type=Path, default=Path("dataset"),
+                        help="splits go to <root>/<split>/, archives and SHA256SUMS.json to <root>/downloads/")
+    parser.add_argument("--base_url", default=BASE_URL, help="the mirror to download from")
+    parser.add_argument("--verify", action="store_true",
+                        help="download nothing: count the images of each split against the reference counts")
+    parser.add_argument("--delete_archives", action="store_true",
+                        help="delete each split's archives once it is extracted (their checksums stay recorded)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    return parser
+
+
+def parse_dataset_download_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    return dataset_download_parser().parse_args(argv)
+
+
+def weights_download_parser() -> argparse.ArgumentParser:
+    parser = _parser("python -m weights.download", "Download the authors' released models and check their sha256.")
+    parser.add_argument("names", nargs="*", type=released_name, metavar="NAME",
+                        help=f"{', '.join(RELEASED)} (default: both)")
+    parser.add_argument("--dir", type=Path, default=Path("weights"), help="where the .pth files go")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    return parser
+
+
+def parse_weights_download_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    opt = weights_download_parser().parse_args(argv)
+    opt.names = opt.names or list(RELEASED)
+    return opt
 
 
 # ------------------------------------------------------------------------------------------ show and save

@@ -158,6 +158,22 @@ def _datasets(opt: argparse.Namespace) -> tuple[ImageDataset, ImageDataset]:
             ImageDataset(val_samples, ValTransform(cfg, perturb=opt.val_perturb), seed=opt.seed))
 
 
+# Options that change where or how fast a run computes, not its weights.
+_RUNTIME_OPTIONS = ("device", "num_workers", "debug")
+
+
+def completed_run(opt: argparse.Namespace) -> bool:
+    """Whether ``opt``'s run folder holds a run trained to its end with these very options (runtime aside)."""
+    latest = opt.checkpoints_dir / opt.name / "latest.pth"
+    if not latest.is_file():
+        return False
+    checkpoint = load_checkpoint(latest)
+    recipe = {k: v for k, v in options_dict(opt).items() if k not in _RUNTIME_OPTIONS}
+    saved = {k: v for k, v in checkpoint["options"].items() if k not in _RUNTIME_OPTIONS}
+    progress = checkpoint["progress"]
+    return saved == recipe and (progress["finished"] or progress["epochs_done"] >= opt.epochs)
+
+
 def train(opt: argparse.Namespace) -> dict[str, Any]:
     """Run (or resume) training as the options say; returns the best validation accuracy and its epoch."""
     process, device = distributed.setup(opt.device)

@@ -29,11 +29,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from data import (
-    PAPER_MEAN_SETS,
+    PROTOCOLS,
     DatasetError,
     EvalTransform,
     ImageDataset,
     Perturbation,
+    Protocol,
     Sample,
     SizeGroupedBatches,
     find_test_sets,
@@ -61,7 +62,7 @@ from util.report import (
 def load_detector(path: Path, arch: str | None, device: torch.device) -> nn.Module:
     """The detector in eval mode on ``device``; ``arch`` defaults to the checkpoint's own, else ResNet-50."""
     if not Path(path).is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file (the released weights: see weights/README.md)")
+        raise CheckpointError(f"{path}: no such checkpoint file (the released weights: `python -m weights.download`)")
     checkpoint = load_checkpoint(path)
     arch = arch or checkpoint.get("options", {}).get("arch", "resnet50")
     model = build_model(arch, pretrained=False)
@@ -136,12 +137,12 @@ def _mean_row(rows: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
     return mean
 
 
-def paper_mean(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    """The mean over the paper's 11 sets (Table 2's "mean" column), when all of them were evaluated."""
+def protocol_mean(rows: Sequence[dict[str, Any]], protocol: Protocol) -> dict[str, Any] | None:
+    """The mean over the protocol's headline sets (Table 2's "mean" for the paper), when all were evaluated."""
     by_name = {r["set"]: r for r in rows}
-    if not all(n in by_name for n in PAPER_MEAN_SETS):
+    if not all(n in by_name for n in protocol.mean_sets):
         return None
-    return _mean_row([by_name[n] for n in PAPER_MEAN_SETS], "mean (paper's 11)")
+    return _mean_row([by_name[n] for n in protocol.mean_sets], f"mean ({len(protocol.mean_sets)} sets)")
 
 
 # ------------------------------------------------------------------------------------------------- eval.py
@@ -244,9 +245,11 @@ class Evaluator:
                  "Accuracies at threshold 0.5" + (f"; calibrated threshold {threshold:.4g} chosen on "
                                                   f"`{opt.calibrate_on}`." if threshold is not None else "."),
                  "", summary_markdown(rows, calibrated=threshold is not None)]
-        paper = paper_mean(rows)
-        if paper is not None:
-            lines += ["", f"Mean over the paper's 11 sets: AP {100 * paper['ap']:.1f}, acc {100 * paper['acc']:.1f}."]
+        name = opt.protocol or "wang2020"
+        mean = protocol_mean(rows, PROTOCOLS[name])
+        if mean is not None:
+            lines += ["", f"Mean over the {len(PROTOCOLS[name].mean_sets)} sets of the {name} protocol: "
+                          f"AP {100 * mean['ap']:.1f}, acc {100 * mean['acc']:.1f}."]
         return "\n".join(lines) + "\n"
 
     def sweep(self) -> list[dict[str, Any]]:

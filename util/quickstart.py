@@ -18,10 +18,8 @@ from typing import Any
 
 from data.minibench import MiniConfig, build
 from options import parse_demo_options, parse_eval_options, parse_train_options
-from options.options import options_dict
-from util.checkpoint import load_checkpoint
 from util.demo import run_demo
-from util.engine import train
+from util.engine import completed_run, train
 from util.errors import UserError
 from util.evaluation import evaluate
 from util.report import markdown_table, write_csv
@@ -34,9 +32,10 @@ class Preset:
 
     bench: MiniConfig
     crop_size: int
-    epochs: int
+    epochs: int  # at most: the paper's schedule (LR / 10 after `patience` epochs without gain) usually stops sooner
     batch_size: int
-    lr: float = 3e-4  # from scratch; measured on the default size: test AP 0.91 on the training generator, 0.80 at 1e-3
+    lr: float = 3e-4  # from scratch; 1e-3 was worse on the default size (test AP 0.80 on the training generator)
+    patience: int = 3
 
 
 PRESETS = {
@@ -46,18 +45,14 @@ PRESETS = {
                    crop_size=24, epochs=3, batch_size=16, lr=1e-3),
     "small": Preset(MiniConfig(train_per_class=300, val_per_class=50, test_per_set=100, generator_steps=200),
                     crop_size=32, epochs=8, batch_size=32),
-    "default": Preset(MiniConfig(train_per_class=800, val_per_class=100), crop_size=32, epochs=12, batch_size=32),
+    # Batch 64 and LR drops matter: batch 32 for 12 epochs at a constant LR gave AP 0.91 on the training generator.
+    "default": Preset(MiniConfig(train_per_class=800, val_per_class=100), crop_size=32, epochs=30, batch_size=64),
 }
 BLUR_JPG_PROB = "0.1"  # the paper's Blur+JPEG (0.1) model
 
 
 def _runtime_flags(opt: argparse.Namespace) -> list[str]:
     return ["--device", opt.device, "--amp", opt.amp, "--num_workers", str(opt.num_workers)]
-
-
-def _recipe(options: dict[str, Any]) -> dict[str, Any]:
-    """Training options that change the weights (not where or how fast they are computed)."""
-    return {k: v for k, v in options.items() if k not in ("device", "num_workers", "debug")}
 
 
 def _train_detector(opt: argparse.Namespace, preset: Preset, manifest: dict[str, Any]) -> Path:
@@ -69,15 +64,12 @@ def _train_detector(opt: argparse.Namespace, preset: Preset, manifest: dict[str,
     args = ["--dataroot", str(opt.root), "--name", name, "--checkpoints_dir", str(opt.checkpoints_dir),
             "--arch", "resnet18", "--no_pretrained", "--no_resize", "--crop_size", str(preset.crop_size),
             "--batch_size", str(preset.batch_size), "--lr", str(preset.lr), "--epochs", str(preset.epochs),
-            "--blur_prob", BLUR_JPG_PROB, "--blur_sig", "0.0,3.0", "--jpg_prob", BLUR_JPG_PROB,
-            "--jpg_method", "cv2,pil", "--jpg_qual", "30,100", "--loss_freq", "20", "--seed", str(opt.seed),
-            *_runtime_flags(opt)]
+            "--patience", str(preset.patience), "--blur_prob", BLUR_JPG_PROB, "--blur_sig", "0.0,3.0",
+            "--jpg_prob", BLUR_JPG_PROB, "--jpg_method", "cv2,pil", "--jpg_qual", "30,100", "--loss_freq", "20",
+            "--seed", str(opt.seed), *_runtime_flags(opt)]
     train_opt = parse_train_options(args)
     if run_dir.exists() and not opt.retrain:
-        latest = load_checkpoint(run_dir / "latest.pth") if (run_dir / "latest.pth").is_file() else None
-        if latest is not None and stamp.is_file() and json.loads(stamp.read_text()) == manifest \
-                and _recipe(latest["options"]) == _recipe(options_dict(train_opt)) \
-                and latest["progress"]["epochs_done"] >= preset.epochs:
+        if stamp.is_file() and json.loads(stamp.read_text()) == manifest and completed_run(train_opt):
             print(f"detector: reusing {run_dir / 'best.pth'} (trained on this benchmark; --retrain to train again)")
             return run_dir / "best.pth"
         raise UserError(f"{run_dir} holds an unfinished run, or one trained with other settings or on another "

@@ -1,0 +1,139 @@
+"""HTTP downloads that survive interruptions: resume, size and checksum checks, one-line errors offline.
+
+A transfer writes to ``<dest>.part`` and renames it to ``<dest>`` only once it is complete and verified, so a
+file under its final name is always whole. An interrupted transfer, or one whose checksum does not match, keeps its
+``.part`` file: the next run resumes it with an HTTP range request (a server that ignores ranges is read again
+from the start).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from util.errors import UserError
+
+CHUNK = 1 << 20
+TIMEOUT_S = 30.0
+
+
+class DownloadError(UserError):
+    """A transfer that failed or produced bytes other than the expected ones."""
+
+
+def sha256_file(path: Path, desc: str | None = None) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f, tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=desc,
+                                     disable=desc is None, leave=False) as bar:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+            bar.update(len(chunk))
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What a file must be; None means "not known (yet)"."""
+
+    size: int | None = None
+    sha256: str | None = None
+
+
+def _total_size(response, offset: int) -> int | None:
+    """The full file size from a 200 (Content-Length) or a 206 (Content-Range: bytes a-b/total) response."""
+    if response.status == 206:
+        total = response.headers.get("Content-Range", "").rpartition("/")[2]
+        return int(total) if total.isdigit() else None
+    length = response.headers.get("Content-Length")
+    return int(length) if length and length.isdigit() else None
+
+
+def _open(url: str, offset: int):
+    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
+    return urllib.request.urlopen(request, timeout=TIMEOUT_S)
+
+
+def _transfer(url: str, part: Path) -> None:
+    """Append the rest of ``url`` to ``part`` (or rewrite it when the server does not resume)."""
+    offset = part.stat().st_size if part.exists() else 0
+    try:
+        response = _open(url, offset)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and offset:  # the range starts at the end: the part file is already complete
+            return
+        raise
+    with response:
+        if offset and response.status != 206:
+            offset = 0  # the server sent the whole file
+        total = _total_size(response, offset)
+        with open(part, "ab" if offset else "wb") as f, tqdm(total=total, initial=offset, unit="B", unit_scale=True,
+                                                              desc=part.name.removesuffix(".part")) as bar:
+            while chunk := response.read(CHUNK):
+                f.write(chunk)
+                bar.update(len(chunk))
+    if total is not None and part.stat().st_size != total:
+        raise DownloadError(f"{url}: the transfer ended after {part.stat().st_size:,} of {total:,} bytes; "
+                            f"run again to resume ({part} is kept)")
+
+
+def fetch(url: str, dest: Path, expected: Expected = Expected()) -> str:
+    """Download ``url`` to ``dest`` (skipped when ``dest`` exists) and return its sha256.
+
+    ``expected`` size and sha256 are checked when known; a mismatch keeps the bytes in ``<dest>.part`` and says so.
+    """
+    if dest.exists():
+        return verify(dest, expected)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    try:
+        _transfer(url, part)
+    except (OSError, http.client.HTTPException) as err:  # URLError, refused connections, timeouts, cut transfers
+        reason = getattr(err, "reason", None) or err
+        kept = f"; {part} is kept, run again to resume" if part.exists() and part.stat().st_size else ""
+        raise DownloadError(f"cannot download {url}: {reason} (offline, or the server is unreachable){kept}") \
+            from None
+    digest = verify(part, expected, name=dest.name)
+    os.replace(part, dest)
+    return digest
+
+
+def verify(path: Path, expected: Expected, name: str | None = None) -> str:
+    """sha256 of ``path`` after checking its size and hash against ``expected``; raises DownloadError."""
+    name = name or path.name
+    size = path.stat().st_size
+    if expected.size is not None and size != expected.size:
+        raise DownloadError(f"{path}: {size:,} bytes, expected {expected.size:,} for {name}; delete it to "
+                            f"download again")
+    digest = sha256_file(path, desc=f"sha256 {name}")
+    if expected.sha256 is not None and digest != expected.sha256:
+        raise DownloadError(f"{path}: sha256 {digest} does not match the expected {expected.sha256} for {name}; "
+                            f"the file is kept for inspection, delete it to download again")
+    return digest
+
+
+class ChecksumRecord:
+    """sha256 and size of each downloaded file, recorded on its first complete download (a JSON file) and
+    required to match on every later download or verification."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.entries: dict[str, dict[str, object]] = json.loads(path.read_text()) if path.is_file() else {}
+
+    def expected(self, name: str) -> Expected:
+        entry = self.entries.get(name, {})
+        return Expected(size=entry.get("size"), sha256=entry.get("sha256"))  # type: ignore[arg-type]
+
+    def record(self, name: str, file: Path, sha256: str) -> None:
+        self.entries[name] = {"size": file.stat().st_size, "sha256": sha256}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(self.entries, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, self.path)

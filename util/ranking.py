@@ -1,0 +1,142 @@
+"""Which images the detector finds most and least fake (the paper's Fig. 6), from eval.py's ``scores.csv``.
+
+Writes, per run: ``fakeness.png`` (per set, the fake images at the 0/25/50/75/100th percentile of the score),
+``misclassified_<set>.png`` (the most confident mistakes at ``--threshold``) and ``index.html`` with one browsable
+page per set (every image with its label and score, most fake first). Pages link to the image files by relative
+path, so they stay small and show the images as long as the dataset stays where it was scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import html
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from data import load_rgb
+from util.errors import UserError
+
+PERCENTILES = (0, 25, 50, 75, 100)
+LABEL_NAMES = {0: "real", 1: "fake"}
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    path: str
+    label: int
+    prob: float
+
+
+def read_scores(path: Path) -> dict[str, list[ScoreRow]]:
+    """Rows of a scores.csv grouped by set, in file order."""
+    if not path.is_file():
+        raise UserError(f"{path}: no such file (eval.py writes results/<name>/scores.csv)")
+    sets: dict[str, list[ScoreRow]] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                sets.setdefault(row["set"], []).append(ScoreRow(row["path"], int(row["label"]), float(row["prob"])))
+            except (KeyError, ValueError) as err:
+                raise UserError(f"{path}: not an eval.py scores file ({err})") from None
+    if not sets:
+        raise UserError(f"{path}: no scores")
+    return sets
+
+
+def at_percentiles(items: Sequence[ScoreRow], percentiles: Sequence[float] = PERCENTILES) -> list[ScoreRow]:
+    """The items at those percentiles of the score (nearest rank; ties keep file order)."""
+    ranked = sorted(items, key=lambda s: s.prob)
+    return [ranked[round(p / 100 * (len(ranked) - 1))] for p in percentiles]
+
+
+def misclassified(items: Sequence[ScoreRow], threshold: float, limit: int) -> tuple[list[ScoreRow], list[ScoreRow]]:
+    """(reals called fake, most confident first; fakes called real, most confident first), ``limit`` each.
+    As accuracy is defined: fake means prob > threshold."""
+    false_fakes = sorted((s for s in items if s.label == 0 and s.prob > threshold), key=lambda s: -s.prob)
+    false_reals = sorted((s for s in items if s.label == 1 and s.prob <= threshold), key=lambda s: s.prob)
+    return false_fakes[:limit], false_reals[:limit]
+
+
+def _thumbnail(path: str, side: int) -> np.ndarray:
+    image = load_rgb(path)
+    image.thumbnail((side, side))
+    return np.asarray(image)
+
+
+def _gallery(path: Path, rows: Sequence[tuple[str, Sequence[tuple[ScoreRow, str]]]], title: str, side: int) -> None:
+    """A grid of images: one row per (row title, [(item, caption), ...]); empty cells stay blank."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = max(1, max(len(cells) for _, cells in rows))
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.9 * cols + 0.6, 2.1 * len(rows)), squeeze=False,
+                             constrained_layout=True)
+    for r, (row_title, cells) in enumerate(rows):
+        for c in range(cols):
+            axis = axes[r, c]
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if c < len(cells):
+                item, caption = cells[c]
+                axis.imshow(_thumbnail(item.path, side))
+                axis.set_title(caption, fontsize="small")
+            else:
+                axis.axis("off")
+        axes[r, 0].set_ylabel(row_title, fontsize="small")
+    fig.suptitle(title)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _page(name: str, items: Sequence[ScoreRow], threshold: float, out: Path, thumb: int) -> str:
+    rows = []
+    for item in sorted(items, key=lambda s: -s.prob):
+        src = html.escape(os.path.relpath(item.path, out))
+        called = "fake" if item.prob > threshold else "real"
+        mark = "" if called == LABEL_NAMES[item.label] else ' class="wrong"'
+        rows.append(f'<tr{mark}><td><a href="{src}"><img src="{src}" loading="lazy" width="{thumb}"></a></td>'
+                    f"<td>{LABEL_NAMES[item.label]}</td><td>{item.prob:.4f}</td><td>{called}</td>"
+                    f"<td>{html.escape(item.path)}</td></tr>")
+    wrong = sum(("fake" if s.prob > threshold else "real") != LABEL_NAMES[s.label] for s in items)
+    return (f"<!doctype html><meta charset=utf-8><title>{html.escape(name)}</title>"
+            "<style>body{font-family:sans-serif}td{padding:2px 8px}tr.wrong{background:#fdd}</style>"
+            f'<p><a href="index.html">all sets</a></p><h1>{html.escape(name)}</h1>'
+            f"<p>{len(items)} images, most fake first; threshold {threshold:g}; {wrong} misclassified (red).</p>"
+            "<table><tr><th>image</th><th>label</th><th>P(fake)</th><th>called</th><th>file</th></tr>"
+            + "\n".join(rows) + "</table>\n")
+
+
+def run_ranking(opt: argparse.Namespace) -> Path:
+    """analyze.py ranking: the galleries and pages described in the module docstring; returns the output folder."""
+    sets = read_scores(opt.scores)
+    out = opt.out or opt.scores.parent / "ranking"
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name, items in sets.items():
+        fakes = [s for s in items if s.label == 1]
+        if fakes:
+            picks = at_percentiles(fakes)
+            rows.append((name, [(s, f"p{p}: {s.prob:.3f}") for p, s in zip(PERCENTILES, picks, strict=True)]))
+        false_fakes, false_reals = misclassified(items, opt.threshold, opt.max_images)
+        if false_fakes or false_reals:
+            _gallery(out / f"misclassified_{name}.png",
+                     [("real called fake", [(s, f"{s.prob:.3f}") for s in false_fakes]),
+                      ("fake called real", [(s, f"{s.prob:.3f}") for s in false_reals])],
+                     f"{name}: most confident mistakes at threshold {opt.threshold:g}", opt.thumbnail)
+        (out / f"{name}.html").write_text(_page(name, items, opt.threshold, out, opt.thumbnail))
+    if rows:
+        _gallery(out / "fakeness.png", rows, "Fake images by detector score percentile (low = looks real)",
+                 opt.thumbnail)
+    links = "".join(f'<li><a href="{html.escape(n)}.html">{html.escape(n)}</a> ({len(items)} images)</li>'
+                    for n, items in sets.items())
+    (out / "index.html").write_text(f"<!doctype html><meta charset=utf-8><title>predictions</title>"
+                                    f"<h1>Predictions: {html.escape(str(opt.scores))}</h1><ul>{links}</ul>\n")
+    print(f"wrote {out}/fakeness.png, misclassified_<set>.png and index.html ({len(sets)} sets)")
+    return out

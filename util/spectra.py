@@ -1,0 +1,130 @@
+"""Average frequency spectra of high-pass filtered images, real and fake side by side (the paper's Fig. 7).
+
+As the paper (after Zhang et al.): each image's luma minus its 3x3 median-filtered version, Fourier amplitude with
+the zero frequency in the center, averaged over up to ``max_images`` images per set and label (2000 in the paper;
+a seeded random choice). Images are center-cropped to one common side so that every spectrum has the same grid;
+images smaller than that side are left out and counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.ndimage import median_filter
+from tqdm import tqdm
+
+from data import Sample, find_test_sets, image_size, load_rgb, scan_folder
+from data.minibench import LUMA
+from util.errors import UserError
+
+MAX_SIDE = 256  # the paper's test images are 256 px; bigger ones are center-cropped to this
+
+
+def highpass(gray: np.ndarray) -> np.ndarray:
+    """The image minus its 3x3 median blur: the smooth content goes, the generator's pixel-level traces stay."""
+    return gray - median_filter(gray, size=3, mode="reflect")
+
+
+def amplitude_spectrum(image: np.ndarray) -> np.ndarray:
+    """|FFT| of a 2-D array, zero frequency moved to the center."""
+    return np.abs(np.fft.fftshift(np.fft.fft2(image)))
+
+
+def center_crop(array: np.ndarray, side: int) -> np.ndarray:
+    top, left = (array.shape[0] - side) // 2, (array.shape[1] - side) // 2
+    return array[top:top + side, left:left + side]
+
+
+def image_residual_spectrum(path: str, side: int) -> np.ndarray:
+    gray = np.asarray(load_rgb(path), dtype=np.float64) @ LUMA
+    return amplitude_spectrum(highpass(center_crop(gray, side)))
+
+
+@dataclass(frozen=True)
+class MeanSpectrum:
+    mean: np.ndarray  # (side, side), float64; zeros when no image was used
+    used: int
+    too_small: int
+
+
+def mean_spectrum(paths: Sequence[str], side: int, desc: str | None = None) -> MeanSpectrum:
+    total = np.zeros((side, side))
+    used = too_small = 0
+    for path in tqdm(paths, desc=desc, disable=desc is None, leave=False):
+        if min(image_size(path)) < side:
+            too_small += 1
+            continue
+        total += image_residual_spectrum(path, side)
+        used += 1
+    return MeanSpectrum(total / max(used, 1), used, too_small)
+
+
+def choose(samples: Sequence[Sample], label: int, max_images: int, seed: int) -> list[str]:
+    """Up to ``max_images`` paths of one label, a seeded random choice kept in file order."""
+    paths = [s.path for s in samples if s.label == label]
+    if len(paths) <= max_images:
+        return paths
+    keep = np.random.default_rng(seed).choice(len(paths), size=max_images, replace=False)
+    return [paths[i] for i in sorted(keep)]
+
+
+def common_side(chosen: Sequence[str], side: int | None) -> int:
+    """``side``, or the smallest side among the chosen images (at most MAX_SIDE)."""
+    if side is not None:
+        return side
+    if not chosen:
+        raise UserError("no images to analyse")
+    return min(MAX_SIDE, *(min(image_size(p)) for p in chosen))
+
+
+def plot_spectra(path: Path, spectra: dict[str, tuple[MeanSpectrum, MeanSpectrum]], title: str) -> None:
+    """One row per set, real and fake side by side, log10 amplitude on one colour scale for every panel."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    logs = {name: [np.log10(s.mean + 1e-6) for s in pair] for name, pair in spectra.items()}
+    shown = np.concatenate([log.ravel() for pair in logs.values() for log in pair])
+    vmin, vmax = np.percentile(shown, [1, 99.9])
+    fig, axes = plt.subplots(len(logs), 2, figsize=(5, 2.5 * len(logs)), squeeze=False, constrained_layout=True)
+    for row, (name, pair) in enumerate(logs.items()):
+        for col, (log, label, spectrum) in enumerate(zip(pair, ("real", "fake"), spectra[name], strict=True)):
+            axis = axes[row, col]
+            image = axis.imshow(log, cmap="viridis", vmin=vmin, vmax=vmax)
+            axis.set_title(f"{name} {label} (n={spectrum.used})", fontsize="small")
+            axis.set_xticks([])
+            axis.set_yticks([])
+    fig.colorbar(image, ax=axes, shrink=0.6, label="log10 mean amplitude")
+    fig.suptitle(title)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run_spectra(opt: argparse.Namespace) -> dict[str, dict[str, int]]:
+    """analyze.py spectra: writes <out>/spectra.png, <set>_{real,fake}.npy and spectra.json (counts, side)."""
+    sets = [(name, scan_folder(folder)) for name, folder in find_test_sets(opt.dataroot, opt.sets)]
+    chosen = {name: (choose(samples, 0, opt.max_images, opt.seed), choose(samples, 1, opt.max_images, opt.seed))
+              for name, samples in sets}
+    side = common_side([p for pair in chosen.values() for paths in pair for p in paths], opt.crop_size)
+    opt.out.mkdir(parents=True, exist_ok=True)
+    spectra, record = {}, {"side": side, "max_images": opt.max_images, "seed": opt.seed, "sets": {}}
+    for name, (reals, fakes) in chosen.items():
+        pair = (mean_spectrum(reals, side, f"{name} real"), mean_spectrum(fakes, side, f"{name} fake"))
+        for label, spectrum in zip(("real", "fake"), pair, strict=True):
+            np.save(opt.out / f"{name}_{label}.npy", spectrum.mean.astype(np.float32))
+        spectra[name] = pair
+        record["sets"][name] = {f"{label}_{k}": getattr(s, k) for label, s in zip(("real", "fake"), pair, strict=True)
+                                for k in ("used", "too_small")}
+        print(f"{name}: {pair[0].used} real, {pair[1].used} fake images"
+              + (f" ({pair[0].too_small + pair[1].too_small} smaller than {side} px left out)"
+                 if pair[0].too_small + pair[1].too_small else ""))
+    plot_spectra(opt.out / "spectra.png", spectra, f"Mean spectra of high-pass residuals ({side} px)")
+    (opt.out / "spectra.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {opt.out / 'spectra.png'} and the arrays")
+    return record["sets"]

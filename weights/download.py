@@ -1,0 +1,20 @@
+"""Download the authors' released detectors into weights/ and check their size and sha256.
+
+    python -m weights.download                      # both models
+    python -m weights.download blur_jpg_prob0.1     # one of them
+"""
+
+from networks.released import download_released
+from options.options import parse_weights_download_options
+from util.errors import user_errors
+
+
+def main(argv: list[str] | None = None) -> None:
+    opt = parse_weights_download_options(argv)
+    with user_errors(opt.debug):
+        for name in opt.names:
+            print(f"{download_released(name, opt.dir)}: sha256 verified")
+
+
+if __name__ == "__main__":
+    main()
