@@ -485,6 +485,35 @@ def train_options(opt: argparse.Namespace) -> argparse.Namespace:
     return argparse.Namespace(**{k: v for k, v in vars(opt).items() if k in keys})
 
 
+def benchmark_parser() -> argparse.ArgumentParser:
+    parser = _parser("benchmark.py", "Throughput of the model alone and of eval.py's and train.py's paths, with "
+                     "peak memory, on CPU and (when present) CUDA.")
+    parser.add_argument("--devices", type=subset_of(("cpu", "cuda")), default=None,
+                        help="comma-separated (default: cpu, and cuda when available)")
+    parser.add_argument("--arch", type=arch_name, default="resnet50", help="backbone: " + ", ".join(ARCHS))
+    parser.add_argument("--batch_size", type=positive_int, default=32, help="images per batch")
+    parser.add_argument("--num_workers", type=nonneg_int, default=4, help="DataLoader worker processes")
+    parser.add_argument("--amp", choices=("off", "bf16", "fp16"), default="off", help="autocast precision")
+    parser.add_argument("--channels_last", choices=("auto", "on", "off"), default="auto",
+                        help="model and batch layout; auto = what eval.py/train.py use (channels_last on CUDA)")
+    parser.add_argument("--images", type=positive_int, default=128,
+                        help="images per measurement (the memory check also evaluates twice as many)")
+    parser.add_argument("--image_size", type=positive_int, default=256, help="side of the generated PNGs")
+    parser.add_argument("--crop_size", type=positive_int, default=224, help="center / random crop side")
+    parser.add_argument("--out", type=Path, default=Path("results/benchmark"),
+                        help="benchmark.json and benchmark.md go here")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    return parser
+
+
+def parse_benchmark_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = benchmark_parser()
+    opt = parser.parse_args(argv)
+    if opt.crop_size > opt.image_size:
+        parser.error(f"--crop_size {opt.crop_size} exceeds --image_size {opt.image_size}")
+    return opt
+
+
 def dataset_download_parser() -> argparse.ArgumentParser:
     parser = _parser("python -m dataset.download", "Download and extract the ForenSynths data (the authors' "
                      "mirror), with resume and checksums; or count what is there.")

@@ -8,6 +8,7 @@ from options import parse_demo_options, parse_eval_options, parse_train_options,
 from options.options import (
     describe_options,
     parse_analyze_options,
+    parse_benchmark_options,
     parse_dataset_download_options,
     parse_quickstart_options,
     parse_weights_download_options,
@@ -104,6 +105,7 @@ RESOLVED_BY_PARSER = {"protocol"}
 
 @pytest.mark.parametrize("parse", [
     parse_train_options, parse_eval_options, parse_quickstart_options, parse_weights_download_options,
+    parse_benchmark_options,
     lambda argv: parse_demo_options(["-f", "x", *argv]),
     lambda argv: parse_dataset_download_options(["test", *argv]),
     lambda argv: parse_analyze_options(["spectra", *argv]),

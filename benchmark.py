@@ -1,0 +1,22 @@
+"""Measure throughput against its bounds: the model alone vs eval.py's and train.py's paths, on CPU and CUDA.
+
+    python benchmark.py                                   # ResNet-50, batch 32, 128 images per measurement
+    python benchmark.py --devices cuda --amp bf16 --batch_size 128 --num_workers 16 --images 4096
+
+Writes results/benchmark/benchmark.json and benchmark.md (images/s, peak memory, the ratios eval/forward and
+train/train_step, no-crop batched/batch 1).
+"""
+
+from options.options import parse_benchmark_options
+from util.benchmark import run_benchmark
+from util.errors import user_errors
+
+
+def main(argv: list[str] | None = None) -> None:
+    opt = parse_benchmark_options(argv)
+    with user_errors(opt.debug):
+        run_benchmark(opt)
+
+
+if __name__ == "__main__":
+    main()
