@@ -12,22 +12,26 @@ persistence or process rank, and resuming at any step replays the same images wi
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import stat as stat_module
+import struct
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Sampler
 
 from data.transforms import to_rgb
 from util.errors import UserError
 
 LABEL_FOLDERS = {"0_real": 0, "1_fake": 1}
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 
 
 class DatasetError(UserError):
@@ -73,9 +77,15 @@ PROTOCOLS = {
 
 
 def list_images(folder: Path | str) -> list[str]:
-    """Every image file below ``folder`` (recursively, symlinks followed), sorted."""
-    found = []
-    for dirpath, _, filenames in os.walk(folder, followlinks=True):
+    """Every file below ``folder`` with an image extension, sorted (recursively; symlinked folders are followed,
+    each real folder once, so a link loop ends). Whether a file is readable is decided when it is loaded."""
+    found, seen = [], set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        stat = os.stat(dirpath)
+        if (stat.st_dev, stat.st_ino) in seen:
+            dirnames.clear()
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
         found.extend(os.path.join(dirpath, f) for f in filenames if f.lower().endswith(IMAGE_EXTENSIONS))
     return sorted(found)
 
@@ -104,6 +114,10 @@ def scan_folder(root: Path | str, classes: Sequence[str] | None = None) -> list[
     if _is_labeled(root):
         if classes:
             raise DatasetError(f"{root} holds 0_real/1_fake directly, so it has no classes to select")
+        nested = sorted(p.name for p in root.iterdir() if p.is_dir() and _is_labeled(p))
+        if nested:
+            raise DatasetError(f"{root} mixes levels: it holds 0_real/1_fake and also sub-class folders that do "
+                               f"({', '.join(nested)}); keep one level")
         samples = _labeled_samples(root, "")
     else:
         subfolders = sorted(p for p in root.iterdir() if p.is_dir() and _is_labeled(p))
@@ -147,16 +161,57 @@ def find_test_sets(root: Path | str, names: Sequence[str] | None = None) -> list
     return [(n, found[n]) for n in order]
 
 
+class BadImage(UserError):
+    """A file that cannot be used as an image; ``reason`` says why in a few words."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: cannot read the image ({reason})")
+        self.path, self.reason = path, reason
+
+
+def _reason(path: str, err: BaseException) -> str:
+    if isinstance(err, Image.DecompressionBombError):
+        return f"decompression bomb: {err}"
+    if isinstance(err, FileNotFoundError) and os.path.islink(path):
+        return "dangling symlink"
+    if isinstance(err, OSError) and err.errno == errno.ELOOP:
+        return "symlink loop"
+    if isinstance(err, PermissionError):
+        return "permission denied"
+    if isinstance(err, UnidentifiedImageError):
+        return "empty file" if os.path.getsize(path) == 0 else "not an image format PIL can read"
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+@contextmanager
+def _opened(path: str) -> Iterator[Image.Image]:
+    """The image file, open, or BadImage. Only regular files are opened (a FIFO would block forever)."""
+    try:
+        if not stat_module.S_ISREG(os.stat(path).st_mode):
+            raise BadImage(path, "not a regular file")
+        with Image.open(path) as img:
+            yield img
+    # PIL raises all of these on damaged files; SyntaxError and struct.error come from some format parsers.
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError) as err:
+        raise BadImage(path, _reason(path, err)) from None
+
+
 def image_size(path: str) -> tuple[int, int]:
     """(width, height) from the file header, without decoding the pixels."""
-    with Image.open(path) as img:
+    with _opened(path) as img:
         return img.size
 
 
 def load_rgb(path: str) -> Image.Image:
-    with Image.open(path) as img:
+    """The image as 8-bit RGB; its first frame when it has several (animated GIF, multi-page TIFF). The EXIF
+    orientation is not applied, as in the authors' code: the detector sees the pixels as stored."""
+    with _opened(path) as img:
         img.load()  # decode now: the file closes when this block ends
-        return to_rgb(img)
+        try:
+            return to_rgb(img)
+        except ValueError as err:
+            raise BadImage(path, f"colour mode {img.mode}: {err}") from None
 
 
 Transform = Callable[[Image.Image, np.random.Generator], torch.Tensor]
@@ -166,7 +221,8 @@ class ImageDataset(Dataset):
     """Samples + a transform called with a per-image generator seeded by (seed, epoch, index).
 
     Keys are ``(epoch, index)`` pairs from ``SeededSampler``; a plain integer index means epoch 0. Items are
-    ``(image, label, index)`` so that scores can be matched back to files after a distributed gather.
+    ``(image, label, index, None)`` so that scores can be matched back to files after a distributed gather, or
+    ``(None, label, index, reason)`` for a file that cannot be read (``collate`` takes it out of the batch).
     """
 
     def __init__(self, samples: Sequence[Sample], transform: Transform, seed: int = 0) -> None:
@@ -181,11 +237,37 @@ class ImageDataset(Dataset):
     def labels(self) -> np.ndarray:
         return np.array([s.label for s in self.samples], dtype=np.int64)
 
-    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int, int]:
+    def __getitem__(self, key: int | tuple[int, int]) -> Item:
         epoch, index = key if isinstance(key, tuple) else (0, key)
         sample = self.samples[index]
         rng = np.random.default_rng((self.seed, epoch, index))
-        return self.transform(load_rgb(sample.path), rng), sample.label, index
+        try:
+            image = load_rgb(sample.path)
+        except BadImage as err:
+            return None, sample.label, index, err.reason
+        return self.transform(image, rng), sample.label, index, None
+
+
+Item = tuple[torch.Tensor | None, int, int, str | None]  # image (None if unreadable), label, index, reason
+
+
+@dataclass
+class Batch:
+    """The readable images of a batch, and the (index, reason) of the ones that could not be read."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    indices: torch.Tensor
+    skipped: list[tuple[int, str]]
+
+
+def collate(items: Sequence[Item]) -> Batch:
+    """Stack the readable items; an unreadable image leaves the batch and is reported instead of failing it."""
+    good = [item for item in items if item[3] is None]
+    return Batch(images=torch.stack([item[0] for item in good]) if good else torch.empty(0),
+                 labels=torch.tensor([item[1] for item in good], dtype=torch.int64),
+                 indices=torch.tensor([item[2] for item in good], dtype=torch.int64),
+                 skipped=[(item[2], item[3]) for item in items if item[3] is not None])
 
 
 class SeededSampler(Sampler[tuple[int, int]]):

@@ -200,6 +200,11 @@ def _add_runtime(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
 
 
+def _add_overwrite(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the files of an earlier run in the output folder (otherwise an error)")
+
+
 def _add_augmentation(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("preprocessing and augmentation (training)")
     group.add_argument("--load_size", "--loadSize", type=positive_int, default=256,
@@ -239,6 +244,9 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     _add_protocol(group, "--classes")
     group.add_argument("--train_split", default="train", help="sub-folder of --dataroot used for training")
     group.add_argument("--val_split", default="val", help="sub-folder of --dataroot used for validation")
+    group.add_argument("--max_bad_fraction", type=probability, default=0.01,
+                       help="unreadable images are skipped and listed in skipped.csv; more than this fraction "
+                       "of a split is an error")
     group.add_argument("--batch_size", type=positive_int, default=64, help="images per step (per process)")
     group.add_argument("--serial_batches", action="store_true", help="keep file order instead of shuffling")
     group.add_argument("--class_bal", action="store_true",
@@ -356,6 +364,9 @@ def eval_parser() -> argparse.ArgumentParser:
                        help="results go to <results_dir>/<name>/")
     group.add_argument("--name", default=None,
                        help="results sub-folder (default: the checkpoint file name without extension)")
+    _add_overwrite(group)
+    group.add_argument("--strict", action="store_true",
+                       help="an unreadable image is an error (default: skipped and listed in skipped.csv)")
     _add_runtime(parser)
     return parser
 
@@ -384,6 +395,8 @@ def demo_parser() -> argparse.ArgumentParser:
                         help="center-crop to this size first (default: whole image, as the authors' demo)")
     parser.add_argument("--out", type=Path, default=None, help="also write path,probability rows to this CSV")
     parser.add_argument("--batch_size", type=positive_int, default=16, help="images per forward pass (folders)")
+    parser.add_argument("--strict", action="store_true",
+                        help="in a folder, an unreadable image is an error (default: skipped and reported)")
     parser.add_argument("--use_cpu", dest="device", action="store_const", const="cpu", default=argparse.SUPPRESS,
                         help="authors' spelling of --device cpu")
     _add_runtime(parser)
@@ -417,6 +430,8 @@ def parse_quickstart_options(argv: Sequence[str] | None = None) -> argparse.Name
     return quickstart_parser().parse_args(argv)
 
 
+
+
 def _add_spectra(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataroot", type=Path, default=Path("./dataset/test"), help="folder of test sets")
     parser.add_argument("--sets", type=name_list, default=None, help="comma-separated sets (default: all found)")
@@ -426,6 +441,7 @@ def _add_spectra(parser: argparse.ArgumentParser) -> None:
                         help="center-crop side (default: the smallest side among the images, at most 256)")
     parser.add_argument("--seed", type=nonneg_int, default=0, help="seeds the choice of images")
     parser.add_argument("--out", type=Path, default=Path("results/spectra"), help="output folder")
+    _add_overwrite(parser)
 
 
 def _add_ranking(parser: argparse.ArgumentParser) -> None:
@@ -435,6 +451,7 @@ def _add_ranking(parser: argparse.ArgumentParser) -> None:
                         help="misclassified images shown per kind of mistake and set")
     parser.add_argument("--thumbnail", type=positive_int, default=128, help="thumbnail side in pixels")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: ranking/ beside --scores)")
+    _add_overwrite(parser)
 
 
 def _add_ablation(parser: argparse.ArgumentParser) -> None:
@@ -450,6 +467,7 @@ def _add_ablation(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--eval_batch_size", type=positive_int, default=64, help="images per forward pass in eval")
     group.add_argument("--results_dir", type=Path, default=Path("results"),
                        help="ablation.csv/.md/.png go to <results_dir>/<name>/")
+    _add_overwrite(group)
 
 
 ANALYSES = {"spectra": (_add_spectra, "mean spectra of high-pass residuals, real vs fake (Fig. 7)"),
@@ -502,6 +520,7 @@ def benchmark_parser() -> argparse.ArgumentParser:
     parser.add_argument("--crop_size", type=positive_int, default=224, help="center / random crop side")
     parser.add_argument("--out", type=Path, default=Path("results/benchmark"),
                         help="benchmark.json and benchmark.md go here")
+    _add_overwrite(parser)
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     return parser
 

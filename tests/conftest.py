@@ -54,3 +54,14 @@ def mini_bench(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("minibench") / "mini"
     build(root, TINY_BENCH)
     return root
+
+
+def run_main(main, argv: list[str], capsys) -> tuple[int, str, str]:
+    """A script's main() as the shell sees it: (exit status, stdout, stderr)."""
+    code = 0
+    try:
+        main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err

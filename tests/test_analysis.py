@@ -14,6 +14,7 @@ from data import PROTOCOLS
 from options.options import parse_analyze_options, parse_eval_options, parse_train_options, train_options
 from tests.conftest import write_png
 from util.ablation import class_subsets, run_ablation
+from util.errors import UserError
 from util.evaluation import protocol_mean
 from util.ranking import ScoreRow, at_percentiles, misclassified, read_scores, run_ranking
 from util.spectra import highpass, run_spectra
@@ -72,8 +73,10 @@ def test_spectra_default_side_and_small_images_left_out(tmp_path: Path):
     # All images chosen: the small one sets the side, so nothing is left out and arrays are 16 x 16.
     counts = run_spectra(parse_analyze_options(["spectra", "--dataroot", str(root), "--out", str(out)]))
     assert counts["gen"]["real_used"] == 4 and np.load(out / "gen_real.npy").shape == (SIDE // 2, SIDE // 2)
-    counts = run_spectra(parse_analyze_options(["spectra", "--dataroot", str(root), "--crop_size", str(SIDE),
-                                                "--out", str(out)]))
+    again = ["spectra", "--dataroot", str(root), "--crop_size", str(SIDE), "--out", str(out)]
+    with pytest.raises(UserError, match="already holds results"):
+        run_spectra(parse_analyze_options(again))
+    counts = run_spectra(parse_analyze_options([*again, "--overwrite"]))
     assert (counts["gen"]["real_used"], counts["gen"]["real_too_small"]) == (3, 1)
 
 
@@ -128,8 +131,6 @@ def test_ranking_writes_galleries_and_pages(tmp_path: Path):
 
 
 def test_ranking_rejects_a_file_that_is_not_scores(tmp_path: Path):
-    from util.errors import UserError
-
     bad = tmp_path / "scores.csv"
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(UserError, match="not an eval.py scores file"):
@@ -146,8 +147,6 @@ def test_class_subsets_are_nested_seeded_and_bounded():
     assert set(subsets[0]) <= set(subsets[1]) <= set(subsets[2]) == set(classes)
     assert class_subsets(classes, (1, 3, 6), seed=0) == subsets
     assert any(class_subsets(classes, (3,), seed=s)[0] != subsets[1] for s in range(1, 6))
-    from util.errors import UserError
-
     with pytest.raises(UserError, match="only 6 classes"):
         class_subsets(classes, (7,), seed=0)
 
@@ -176,6 +175,9 @@ def test_ablation_trains_evaluates_and_reuses_runs(mini_bench: Path, tmp_path: P
 
     best = tmp_path / "ck" / "abl_classes3" / "best.pth"
     mtime = best.stat().st_mtime_ns
+    with pytest.raises(UserError, match="already holds results"):
+        run_ablation(opt, train_options(opt))
+    opt = parse_analyze_options([*argv, "--overwrite"])
     again = run_ablation(opt, train_options(opt))
     assert best.stat().st_mtime_ns == mtime  # reused, not retrained
     assert [r["mean_ap"] for r in again] == [r["mean_ap"] for r in rows]
@@ -196,8 +198,8 @@ def test_protocols_select_classes_and_sets():
 
 
 def test_protocol_mean_needs_every_headline_set():
-    rows = [{"set": s, "n_real": 1, "n_fake": 1, "ap": 0.5 + 0.05 * i, "acc": 0.5, "r_acc": 1.0, "f_acc": 0.0,
-             "auc": 0.5, "acc_calibrated": None} for i, s in enumerate(PROTOCOLS["4class"].test_sets)]
+    rows = [{"set": s, "n_real": 1, "n_fake": 1, "n_skipped": 0, "ap": 0.5 + 0.05 * i, "acc": 0.5, "r_acc": 1.0,
+             "f_acc": 0.0, "auc": 0.5, "acc_calibrated": None} for i, s in enumerate(PROTOCOLS["4class"].test_sets)]
     mean = protocol_mean(rows, PROTOCOLS["4class"])
     assert mean["ap"] == pytest.approx(0.5 + 0.05 * 3.5)
     assert protocol_mean(rows[:-1], PROTOCOLS["4class"]) is None

@@ -51,7 +51,9 @@ def test_input_layout_follows_the_model():
 
 def _scores(model, samples, **kwargs) -> np.ndarray:
     defaults = {"batch_size": 4, "num_workers": 0, "device": torch.device("cpu"), "amp": "off", "progress": False}
-    return score_samples(model, samples, EvalTransform(crop_size=None), **{**defaults, **kwargs})
+    scored, skipped = score_samples(model, samples, EvalTransform(crop_size=None), **{**defaults, **kwargs})
+    assert skipped == [] and [s.path for s in scored.samples] == [s.path for s in samples]
+    return scored.logits
 
 
 def test_speed_settings_leave_the_scores_unchanged(tmp_path: Path):

@@ -13,6 +13,7 @@ from data import (
     TrainTransform,
     ValTransform,
     balanced_weights,
+    collate,
     find_test_sets,
     scan_folder,
 )
@@ -76,8 +77,8 @@ def test_validation_is_identical_every_epoch(train_set):
     epochs = []
     for _ in range(3):
         sampler.set_epoch(0)  # validation never advances the epoch
-        loader = DataLoader(val, batch_size=4, sampler=sampler)
-        epochs.append(torch.cat([x for x, _, _ in loader]))
+        loader = DataLoader(val, batch_size=4, sampler=sampler, collate_fn=collate)
+        epochs.append(torch.cat([batch.images for batch in loader]))
     torch.testing.assert_close(epochs[0], epochs[1], rtol=0, atol=0)
     torch.testing.assert_close(epochs[0], epochs[2], rtol=0, atol=0)
     # With perturbation on, some images really are perturbed (differ from the clean validation view).
@@ -94,8 +95,8 @@ def test_zero_and_two_workers_give_identical_batches(train_set):
         for epoch in range(2):
             sampler.set_epoch(epoch)
             loader = DataLoader(dataset, batch_size=3, sampler=sampler, num_workers=workers,
-                                persistent_workers=workers > 0)
-            out += [(x, y, i) for x, y, i in loader]
+                                persistent_workers=workers > 0, collate_fn=collate)
+            out += [(b.images, b.labels, b.indices) for b in loader]
         return out
 
     serial, parallel = batches(0), batches(2)

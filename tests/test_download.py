@@ -19,7 +19,7 @@ import pytest
 from data.forensynths import SPLITS, count_images, prepare, verify_split
 from networks import released
 from networks.released import Released, download_released, model_path
-from tests.conftest import random_image, write_png
+from tests.conftest import random_image, run_main, write_png
 from util.download import ChecksumRecord, DownloadError, Expected, fetch
 
 
@@ -221,25 +221,14 @@ def test_multi_part_7z_holding_a_zip_is_joined_and_extracted(server: Server, tmp
     assert set(json.loads((root / "downloads" / "SHA256SUMS.json").read_text())) == set(parts)
 
 
-def _cli(main, argv: list[str], capsys) -> tuple[int, str, str]:
-    """Exit status, stdout and stderr of a script's main()."""
-    code = 0
-    try:
-        main(argv)
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_dataset_download_cli_offline_and_verify(tmp_path: Path, capsys):
     from dataset.download import main
 
-    code, _, err = _cli(main, ["val", "--root", str(tmp_path), "--base_url", _closed_port_url()], capsys)
+    code, _, err = run_main(main, ["val", "--root", str(tmp_path), "--base_url", _closed_port_url()], capsys)
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("error: cannot download")
     _tree(tmp_path / "val", dict.fromkeys(SPLITS["val"].counts, (1, 1)))
-    code, out, _ = _cli(main, ["val", "--root", str(tmp_path), "--verify"], capsys)
+    code, out, _ = run_main(main, ["val", "--root", str(tmp_path), "--verify"], capsys)
     assert code == 1
     assert "| airplane | 1 | 1 | 100/100 | NO |" in out
 
@@ -273,7 +262,7 @@ def test_weights_cli_offline_is_one_line(tmp_path: Path, capsys, monkeypatch):
         raise OSError("network is unreachable")
 
     monkeypatch.setattr(socket, "getaddrinfo", unreachable)
-    code, _, err = _cli(main, ["--dir", str(tmp_path)], capsys)
+    code, _, err = run_main(main, ["--dir", str(tmp_path)], capsys)
     assert code == 2
     assert err.count("\n") == 1
     assert err.startswith("error: cannot download https://www.dropbox.com/")

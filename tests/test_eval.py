@@ -58,7 +58,8 @@ def evaluated(bench, tmp_path_factory) -> Path:
 
 def test_eval_writes_every_file_with_the_right_counts(evaluated):
     assert {p.name for p in evaluated.iterdir()} == {"scores.csv", "summary.csv", "summary.md", "opt.json",
-                                                     "calibration.json"}
+                                                     "calibration.json", "skipped.csv"}
+    assert read_csv(evaluated / "skipped.csv") == []  # every image was readable
     scores = read_csv(evaluated / "scores.csv")
     assert list(scores[0]) == ["set", "subclass", "path", "label", "logit", "prob"]
     assert [r["set"] for r in scores] == ["progan"] * 24 + ["biggan"] * 16 + ["mixed"] * 12  # Table 2 order first
@@ -69,9 +70,10 @@ def test_eval_writes_every_file_with_the_right_counts(evaluated):
         assert r["label"] == ("1" if "1_fake" in r["path"] else "0")
 
     summary = read_csv(evaluated / "summary.csv")
-    assert list(summary[0]) == ["set", "n_real", "n_fake", "ap", "acc", "r_acc", "f_acc", "auc", "acc_calibrated"]
-    assert [(r["set"], r["n_real"], r["n_fake"]) for r in summary] == [
-        ("progan", "12", "12"), ("biggan", "8", "8"), ("mixed", "6", "6"), ("mean", "26", "26")]
+    assert list(summary[0]) == ["set", "n_real", "n_fake", "n_skipped", "ap", "acc", "r_acc", "f_acc", "auc",
+                                "acc_calibrated"]
+    assert [(r["set"], r["n_real"], r["n_fake"], r["n_skipped"]) for r in summary] == [
+        ("progan", "12", "12", "0"), ("biggan", "8", "8", "0"), ("mixed", "6", "6", "0"), ("mean", "26", "26", "0")]
     for row in summary[:-1]:  # the summary is the metric functions applied to scores.csv
         rows = [r for r in scores if r["set"] == row["set"]]
         expected = binary_metrics(np.array([int(r["label"]) for r in rows]), np.array([float(r["prob"]) for r in rows]))

@@ -3,7 +3,8 @@ each detector on the test sets, and plot mean AP against the number of classes.
 
 Subsets are nested (the first k classes of one seeded permutation), so each step only adds classes. Every run is
 an ordinary train.py run named ``<name>_classes<k>``; a run already trained to its end with the same options is
-reused, so an interrupted ablation continues where it stopped. Validation uses the same classes as training.
+reused, so an interrupted ablation continues where it stopped (its evaluations, which this driver owns, are
+redone). Validation uses the same classes as training.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from options import parse_eval_options
 from util.engine import completed_run, train
 from util.errors import UserError
 from util.evaluation import evaluate
-from util.report import markdown_table, write_csv
+from util.report import claim_folder, markdown_table, write_csv
 
 
 def class_subsets(classes: Sequence[str], counts: Sequence[int], seed: int) -> list[tuple[str, ...]]:
@@ -69,7 +70,7 @@ def run_ablation(opt: argparse.Namespace, train_opt: argparse.Namespace) -> list
     subsets = class_subsets(_all_classes(train_opt), opt.num_classes, train_opt.seed)
     sets = [name for name, _ in find_test_sets(opt.test_dataroot, opt.test_sets)]
     out = opt.results_dir / train_opt.name
-    out.mkdir(parents=True, exist_ok=True)
+    claim_folder(out, ("ablation.csv", "ablation.md", "ablation.png"), opt.overwrite)
     rows = []
     for k, subset in zip(opt.num_classes, subsets, strict=True):
         run = copy.copy(train_opt)
@@ -81,7 +82,7 @@ def run_ablation(opt: argparse.Namespace, train_opt: argparse.Namespace) -> list
             train(run)
         eval_args = ["--dataroot", str(opt.test_dataroot), "--sets", ",".join(sets),
                      "--model_path", str(run.checkpoints_dir / run.name / "best.pth"),
-                     "--results_dir", str(opt.results_dir), "--name", run.name,
+                     "--results_dir", str(opt.results_dir), "--name", run.name, "--overwrite",
                      "--batch_size", str(opt.eval_batch_size), "--device", train_opt.device, "--amp", train_opt.amp,
                      "--num_workers", str(train_opt.num_workers)]
         if opt.eval_no_crop:

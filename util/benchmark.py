@@ -43,7 +43,7 @@ from options import parse_train_options
 from util.distributed import resolve_device
 from util.engine import autocast, input_memory_format, memory_format, train, train_step
 from util.evaluation import score_samples
-from util.report import markdown_table
+from util.report import claim_folder, markdown_table
 
 WARMUP_BATCHES = 2
 RATIOS = {"eval / forward": ("eval", "forward"), "train / train_step": ("train", "train_step"),
@@ -245,12 +245,12 @@ def _markdown(results: list[dict[str, Any]], opt: argparse.Namespace) -> str:
 
 def run_benchmark(opt: argparse.Namespace) -> list[dict[str, Any]]:
     devices = opt.devices or (("cpu", "cuda") if torch.cuda.is_available() else ("cpu",))
+    claim_folder(opt.out, ("benchmark.json", "benchmark.md"), opt.overwrite)
     results = []
     for name in devices:
         device = resolve_device(name)
         with tempfile.TemporaryDirectory(prefix="benchmark_") as work:
             results.append(benchmark_device(device, opt, Path(work)))
-    opt.out.mkdir(parents=True, exist_ok=True)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(opt).items()}
     (opt.out / "benchmark.json").write_text(json.dumps({"settings": settings, "torch": torch.__version__,
                                                         "results": results}, indent=2) + "\n")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import glob
+import os
 from pathlib import Path
 
-from PIL import Image
-
-from data import EvalTransform, Sample, is_set_folder, list_images, load_rgb, scan_folder
+from data import BadImage, EvalTransform, Sample, is_set_folder, list_images, load_rgb, scan_folder
 from data.datasets import IMAGE_EXTENSIONS
 from util.distributed import resolve_device
 from util.errors import UserError
@@ -19,18 +18,16 @@ from util.report import write_csv
 UNLABELED = -1
 
 
-def _check_readable(path: str) -> None:
-    try:
-        load_rgb(path)
-    except (OSError, ValueError, Image.DecompressionBombError) as err:
-        raise UserError(f"{path}: cannot read the image ({err})") from None
+def is_single_file(target: str) -> bool:
+    """``-f`` names one file (a broken symlink or a FIFO too: loading it then says what is wrong)."""
+    return os.path.lexists(target) and not Path(target).is_dir()
 
 
 def collect(target: str) -> list[Sample]:
     """The images named by ``-f``: a file, a folder (labels when it has 0_real/1_fake), or a glob pattern."""
     path = Path(target)
-    if path.is_file():
-        _check_readable(target)  # decoded once more to score it, but a bad file fails before the model loads
+    if is_single_file(target):
+        load_rgb(target)  # decoded once more to score it, but a bad file fails before the model loads
         return [Sample(target, UNLABELED, "")]
     if path.is_dir():
         if is_set_folder(path):
@@ -38,7 +35,7 @@ def collect(target: str) -> list[Sample]:
         samples = [Sample(p, UNLABELED, "") for p in list_images(path)]
     elif glob.has_magic(target):
         matches = sorted(p for p in glob.glob(target, recursive=True) if p.lower().endswith(IMAGE_EXTENSIONS))
-        samples = [Sample(p, UNLABELED, "") for p in matches if Path(p).is_file()]
+        samples = [Sample(p, UNLABELED, "") for p in matches if not Path(p).is_dir()]
     else:
         raise UserError(f"{target}: no such file or folder")
     if not samples:
@@ -50,27 +47,40 @@ def run_demo(opt: argparse.Namespace) -> Scored:
     samples = collect(opt.file)
     device = resolve_device(opt.device)
     model = load_detector(opt.model_path, opt.arch, device)
-    logits = score_samples(model, samples, EvalTransform(crop_size=opt.crop), batch_size=opt.batch_size,
-                           num_workers=opt.num_workers if len(samples) > 1 else 0, device=device, amp=opt.amp,
-                           progress=len(samples) > 1)
-    scored = Scored("demo", samples, logits)
-    probs, labels = scored.probs, scored.labels
-    if Path(opt.file).is_file():
-        print(f"probability of being synthetic: {100 * probs[0]:.2f}%")
+    scored, skipped = score_samples(model, samples, EvalTransform(crop_size=opt.crop), batch_size=opt.batch_size,
+                                    num_workers=opt.num_workers if len(samples) > 1 else 0, device=device,
+                                    amp=opt.amp, progress=len(samples) > 1)
+    if is_single_file(opt.file):
+        if skipped:  # the file passed the check in collect() but failed to decode in full
+            raise BadImage(skipped[0][0].path, skipped[0][1])
+        print(f"probability of being synthetic: {100 * scored.probs[0]:.2f}%")
     else:
-        width = max(len(s.path) for s in samples)
-        print(f"{'path':<{width}}  synthetic")
-        for sample, prob in zip(samples, probs, strict=True):
-            print(f"{sample.path:<{width}}  {100 * prob:8.2f}%")
-        if (labels != UNLABELED).all():
-            m = binary_metrics(labels, probs)
-            print(f"{len(samples)} images ({int((labels == 0).sum())} real, {int((labels == 1).sum())} fake): "
-                  f"AP {100 * m['ap']:.2f}%, accuracy {100 * m['acc']:.2f}% (real {100 * m['r_acc']:.2f}%, "
-                  f"fake {100 * m['f_acc']:.2f}%)")
-        else:
-            print(f"{len(samples)} images, {int((probs > 0.5).sum())} called synthetic (probability > 50%)")
+        _report(scored, skipped)
     if opt.out is not None:
         rows = [{**row, "label": None if row["label"] == UNLABELED else row["label"]} for row in scored.rows()]
         write_csv(opt.out, rows, ("path", "label", "logit", "prob"))
+        if skipped:
+            write_csv(opt.out.with_name(opt.out.stem + "_skipped.csv"),
+                      [{"path": s.path, "reason": reason} for s, reason in skipped], ("path", "reason"))
+    if skipped and opt.strict:
+        raise UserError(f"{len(skipped)} images could not be read; --strict makes that an error")
     return scored
 
+
+def _report(scored: Scored, skipped: list[tuple[Sample, str]]) -> None:
+    probs, labels = scored.probs, scored.labels
+    width = max([len(s.path) for s in scored.samples] + [len(s.path) for s, _ in skipped] + [4])
+    print(f"{'path':<{width}}  synthetic")
+    for sample, prob in zip(scored.samples, probs, strict=True):
+        print(f"{sample.path:<{width}}  {100 * prob:8.2f}%")
+    for sample, reason in skipped:
+        print(f"{sample.path:<{width}}  skipped: {reason}")
+    note = f"{len(skipped)} unreadable skipped" if skipped else ""
+    if len(labels) and (labels != UNLABELED).all():
+        m = binary_metrics(labels, probs)
+        print(f"{len(labels)} images ({int((labels == 0).sum())} real, {int((labels == 1).sum())} fake"
+              f"{'; ' + note if note else ''}): AP {100 * m['ap']:.2f}%, accuracy {100 * m['acc']:.2f}% "
+              f"(real {100 * m['r_acc']:.2f}%, fake {100 * m['f_acc']:.2f}%)")
+    else:
+        print(f"{len(labels)} images{f' ({note})' if note else ''}, {int((probs > 0.5).sum())} called synthetic "
+              f"(probability > 50%)")

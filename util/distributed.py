@@ -56,20 +56,33 @@ def teardown() -> None:
         dist.destroy_process_group()
 
 
-def gather_by_index(indices: torch.Tensor, *columns: torch.Tensor, total: int) -> list[np.ndarray]:
-    """Collect per-sample columns from every process, ordered by dataset index, sampler padding removed.
+def gather_by_index(indices: torch.Tensor, *columns: torch.Tensor) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Collect per-sample columns from every process: (the distinct indices in order, each column in that order),
+    sampler padding removed.
 
     Every process receives the full result, so all of them take the same early-stopping decisions.
     """
     if dist.is_initialized():
         stacked = torch.stack([indices.double(), *[c.double() for c in columns]])
-        parts = [torch.empty_like(stacked) for _ in range(dist.get_world_size())]
-        dist.all_gather(parts, stacked)
-        merged = torch.cat(parts, dim=1).cpu().numpy()
+        sizes = [torch.zeros((), dtype=torch.long, device=stacked.device) for _ in range(dist.get_world_size())]
+        dist.all_gather(sizes, torch.tensor(stacked.shape[1], device=stacked.device))
+        # Ranks may hold different counts when images were skipped: pad to the longest, then trim.
+        longest = int(max(sizes))
+        padded = torch.nn.functional.pad(stacked, (0, longest - stacked.shape[1]))
+        parts = [torch.empty_like(padded) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, padded)
+        merged = torch.cat([part[:, : int(n)] for part, n in zip(parts, sizes, strict=True)], dim=1).cpu().numpy()
         indices, columns = merged[0].astype(np.int64), list(merged[1:])
     else:
         indices, columns = indices.cpu().numpy(), [c.cpu().numpy() for c in columns]
     unique, first = np.unique(indices, return_index=True)  # padding repeats indices
-    if len(unique) != total:
-        raise RuntimeError(f"gathered {len(unique)} distinct samples, expected {total}")
-    return [c[first] for c in columns]
+    return unique, [c[first] for c in columns]
+
+
+def gather_objects(items: list) -> list:
+    """The concatenation of every process's list (small Python objects, e.g. skipped files)."""
+    if not dist.is_initialized():
+        return list(items)
+    parts: list[list] = [[] for _ in range(dist.get_world_size())]
+    dist.all_gather_object(parts, items)
+    return [item for part in parts for item in part]

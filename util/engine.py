@@ -1,8 +1,9 @@
 """Training and validation loops for the detector (the paper's recipe; see train.py for commands).
 
 A run folder ``<checkpoints_dir>/<name>/`` holds ``opt.json``, ``metrics.jsonl``, TensorBoard events and the
-checkpoints ``latest.pth`` (every ``--save_latest_freq`` steps and every epoch), ``best.pth`` (global best
-validation accuracy over all LR phases) and ``epoch_<k>.pth`` (every ``--save_epoch_freq`` epochs).
+checkpoints ``latest.pth`` (every ``--save_latest_freq`` steps, every epoch and on Ctrl-C), ``best.pth`` (global
+best validation accuracy over all LR phases) and ``epoch_<k>.pth`` (every ``--save_epoch_freq`` epochs), plus
+``skipped.csv`` when some images could not be read (they are left out, up to ``--max_bad_fraction`` per split).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +28,14 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from data import (
+    Batch,
     ImageDataset,
     SeededSampler,
     TrainTransform,
     ValTransform,
     augment_config,
     balanced_weights,
+    collate,
     scan_folder,
 )
 from networks import build_model
@@ -38,7 +43,7 @@ from options.options import describe_options, options_dict, save_options, train_
 from util import distributed
 from util.checkpoint import extract_state_dict, load_checkpoint, load_weights, save_checkpoint, unwrap
 from util.early_stopping import EarlyStopping
-from util.errors import UserError
+from util.errors import Interrupted, UserError
 from util.metrics import binary_metrics
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -67,6 +72,7 @@ def make_loader(dataset: ImageDataset, sampler: SeededSampler, opt: argparse.Nam
         batch_size=opt.batch_size,
         sampler=sampler,
         num_workers=opt.num_workers,
+        collate_fn=collate,
         pin_memory=device.type == "cuda",
         persistent_workers=opt.num_workers > 0,
         # A last batch of one image would break BatchNorm in training; the sampler reshuffles every epoch.
@@ -74,23 +80,41 @@ def make_loader(dataset: ImageDataset, sampler: SeededSampler, opt: argparse.Nam
     )
 
 
+@dataclass(frozen=True)
+class Predictions:
+    """Per-sample outputs in dataset order: the readable samples' indices, labels and logits, and the unreadable
+    ones' reasons by index."""
+
+    indices: np.ndarray
+    labels: np.ndarray
+    logits: np.ndarray
+    skipped: dict[int, str]
+
+
 @torch.no_grad()
 def predict(model: nn.Module, loader: DataLoader, device: torch.device, amp: str,
-            progress: bool = False, desc: str = "validate") -> tuple[np.ndarray, np.ndarray]:
-    """(labels, logits) for every sample of the loader's dataset, in dataset order, gathered from all processes."""
+            progress: bool = False, desc: str = "validate") -> Predictions:
+    """Outputs for every sample of the loader's dataset, gathered from all processes."""
     model.eval()
     layout = input_memory_format(model)
-    indices, labels, logits = [], [], []
-    for images, target, index in tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True):
-        images = images.to(device, non_blocking=True, memory_format=layout)
+    indices, labels, logits, skipped = [], [], [], []
+    for batch in tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True):
+        skipped.extend(batch.skipped)
+        if len(batch.indices) == 0:
+            continue
+        images = batch.images.to(device, non_blocking=True, memory_format=layout)
         with autocast(device, amp):
             logits.append(model(images).squeeze(1).float())
-        labels.append(target.to(device))
-        indices.append(index.to(device))
-    total = len(loader.dataset)
-    labels_all, logits_all = distributed.gather_by_index(torch.cat(indices), torch.cat(labels), torch.cat(logits),
-                                                         total=total)
-    return labels_all.astype(np.int64), logits_all
+        labels.append(batch.labels.to(device))
+        indices.append(batch.indices.to(device))
+    empty = torch.empty(0, device=device)
+    kept, (labels_all, logits_all) = distributed.gather_by_index(
+        torch.cat(indices) if indices else empty, torch.cat(labels) if labels else empty,
+        torch.cat(logits) if logits else empty)
+    skipped_all = dict(distributed.gather_objects(skipped))
+    if len(kept) + len(skipped_all) != len(loader.dataset):
+        raise RuntimeError(f"gathered {len(kept)} + {len(skipped_all)} skipped samples of {len(loader.dataset)}")
+    return Predictions(kept, labels_all.astype(np.int64), logits_all.astype(np.float32), skipped_all)
 
 
 def memory_format(device: torch.device) -> torch.memory_format:
@@ -148,6 +172,10 @@ class RunLog:
         if self.enabled:
             self.jsonl.close()
             self.writer.close()
+
+
+def _csv_field(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n\r') else text
 
 
 def _checkpoint_name(which: str) -> str:
@@ -243,6 +271,10 @@ def _train(opt: argparse.Namespace, process: distributed.Process, device: torch.
         while not progress.finished and progress.epochs_done < opt.epochs:
             run.train_epoch(train_loader, batches_per_epoch)
             run.end_epoch(val_loader)
+    except KeyboardInterrupt:
+        run.save("latest.pth")
+        raise Interrupted(f"interrupted at step {progress.total_steps}: {run_dir / 'latest.pth'} saved; resume "
+                          f"with the same command plus --continue_train") from None
     finally:
         run.log.close()
     return {"best_acc": stopper.best_acc, "best_epoch": stopper.best_epoch, "epochs": progress.epochs_done}
@@ -263,6 +295,31 @@ class _Run:
     stopper: EarlyStopping
     progress: Progress
     log: RunLog
+    bad: set[tuple[str, int]] = field(default_factory=set)  # (split, index) of unreadable images seen
+
+    def skip(self, split: str, dataset: ImageDataset, skipped: Sequence[tuple[int, str]]) -> None:
+        """Log unreadable images once each (``skipped.csv``) and stop when a split has too many of them."""
+        new = [(index, reason) for index, reason in skipped if (split, index) not in self.bad]
+        if not new:
+            return
+        lines = []
+        for index, reason in new:
+            self.bad.add((split, index))
+            path = dataset.samples[index].path
+            tqdm.write(f"skipped {path}: {reason}")
+            lines.append(f"{split},{_csv_field(path)},{_csv_field(reason)}\n")
+        log = self.run_dir / "skipped.csv"
+        # One O_APPEND write per batch: whole lines even when several processes log at once.
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, ("split,path,reason\n" if os.fstat(fd).st_size == 0 else "").encode()
+                     + "".join(lines).encode())
+        finally:
+            os.close(fd)
+        count = sum(1 for s, _ in self.bad if s == split)
+        if count > self.opt.max_bad_fraction * len(dataset):
+            raise UserError(f"{count} of {len(dataset)} {split} images are unreadable, more than --max_bad_fraction "
+                            f"{self.opt.max_bad_fraction:g} (list: {log}); fix or remove them, or raise the limit")
 
     def save(self, name: str) -> None:
         if self.process.is_main:
@@ -281,9 +338,14 @@ class _Run:
         bar = tqdm(loader, desc=f"epoch {progress.epochs_done + 1}", total=batches_per_epoch,
                    initial=progress.batches_done, disable=not self.process.is_main, dynamic_ncols=True)
         layout = input_memory_format(self.model)
-        for images, labels, _ in bar:
-            images = images.to(self.device, non_blocking=True, memory_format=layout)
-            labels = labels.to(self.device, non_blocking=True)
+        for batch in bar:
+            self.skip("train", loader.dataset, batch.skipped)
+            if not self._usable(batch):  # BatchNorm needs two images; the step still counts, for exact resume
+                progress.batches_done += 1
+                progress.total_steps += 1
+                continue
+            images = batch.images.to(self.device, non_blocking=True, memory_format=layout)
+            labels = batch.labels.to(self.device, non_blocking=True)
             try:
                 loss = train_step(self.net, images, labels, self.optimizer, self.scaler, self.device, opt.amp)
             except FloatingPointError as err:
@@ -302,11 +364,19 @@ class _Run:
             if progress.total_steps % opt.save_latest_freq == 0:
                 self.save("latest.pth")
 
+    def _usable(self, batch: Batch) -> bool:
+        """At least two images in this batch, on every process (under DDP all must step together)."""
+        usable = torch.tensor(int(len(batch.indices) >= 2), device=self.device)
+        if self.process.world_size > 1:
+            torch.distributed.all_reduce(usable, op=torch.distributed.ReduceOp.MIN)
+        return bool(usable)
+
     def end_epoch(self, val_loader: DataLoader) -> None:
         """Validate, let early stopping set the LR (or stop), log, and write the checkpoints."""
         progress = self.progress
-        labels, logits = predict(self.net, val_loader, self.device, self.opt.amp, progress=self.process.is_main)
-        metrics = binary_metrics(labels, expit(logits))
+        predictions = predict(self.net, val_loader, self.device, self.opt.amp, progress=self.process.is_main)
+        self.skip("val", val_loader.dataset, sorted(predictions.skipped.items()))
+        metrics = binary_metrics(predictions.labels, expit(predictions.logits))
         epoch = progress.epochs_done + 1
         action, is_best, lr = self.stopper.step(epoch, metrics["acc"], self.optimizer.param_groups[0]["lr"])
         for group in self.optimizer.param_groups:

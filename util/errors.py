@@ -10,14 +10,23 @@ from contextlib import contextmanager
 class UserError(Exception):
     """A problem the user can fix (bad path, wrong checkpoint, no network); its message says how."""
 
+    exit_code = 2
+
+
+class Interrupted(UserError):
+    """Ctrl-C, after the work done so far was saved; the message says where."""
+
+    exit_code = 130  # the shell's convention for SIGINT
+
 
 @contextmanager
 def user_errors(debug: bool = False) -> Iterator[None]:
-    """Turn a UserError into ``error: <message>`` on stderr and exit status 2 (a traceback with ``debug``)."""
+    """Turn a UserError into ``error: <message>`` on stderr and its exit status, 2 (130 after Ctrl-C); a traceback
+    with ``debug``."""
     try:
         yield
     except UserError as err:
         if debug:
             raise
         print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(err.exit_code)

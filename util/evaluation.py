@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 
 from data import (
     PROTOCOLS,
+    BadImage,
     DatasetError,
     EvalTransform,
     ImageDataset,
@@ -37,6 +38,7 @@ from data import (
     Protocol,
     Sample,
     SizeGroupedBatches,
+    collate,
     find_test_sets,
     image_size,
     scan_folder,
@@ -46,11 +48,14 @@ from options.options import save_options
 from util.checkpoint import CheckpointError, extract_state_dict, load_checkpoint, load_weights
 from util.distributed import resolve_device
 from util.engine import memory_format, predict
+from util.errors import Interrupted, UserError
 from util.metrics import accuracy, binary_metrics, calibrate_threshold
 from util.report import (
     SCORE_COLUMNS,
+    SKIPPED_COLUMNS,
     SUMMARY_COLUMNS,
     CsvStream,
+    claim_folder,
     plot_sweep,
     summary_markdown,
     sweep_markdown,
@@ -95,16 +100,29 @@ class Scored:
 
 def score_samples(model: nn.Module, samples: Sequence[Sample], transform: EvalTransform, *, batch_size: int,
                   num_workers: int, device: torch.device, amp: str, desc: str = "score",
-                  progress: bool = True) -> np.ndarray:
-    """Logits of the samples, in order. Whole images (no crop) are batched by size instead of one at a time."""
+                  progress: bool = True) -> tuple[Scored, list[tuple[Sample, str]]]:
+    """Logits of the readable samples (in order), and (sample, reason) for each unreadable one. Whole images
+    (no crop) are batched by size instead of one at a time."""
+    skipped: list[tuple[Sample, str]] = []
     if transform.crop_size is None:
-        sizes = [transform.output_size(*image_size(s.path)) for s in samples]
+        readable, sizes = [], []
+        for sample in samples:
+            try:
+                sizes.append(transform.output_size(*image_size(sample.path)))
+                readable.append(sample)
+            except BadImage as err:
+                skipped.append((sample, err.reason))
     else:
-        sizes = [(transform.crop_size, transform.crop_size)] * len(samples)
-    loader = DataLoader(ImageDataset(samples, transform), batch_sampler=SizeGroupedBatches(sizes, batch_size),
-                        num_workers=num_workers, pin_memory=device.type == "cuda")
-    _, logits = predict(model, loader, device, amp, progress=progress, desc=desc)
-    return logits.astype(np.float32)
+        readable, sizes = list(samples), [(transform.crop_size, transform.crop_size)] * len(samples)
+    logits = np.empty(0, dtype=np.float32)
+    kept: list[Sample] = []
+    if readable:
+        loader = DataLoader(ImageDataset(readable, transform), batch_sampler=SizeGroupedBatches(sizes, batch_size),
+                            num_workers=num_workers, collate_fn=collate, pin_memory=device.type == "cuda")
+        predictions = predict(model, loader, device, amp, progress=progress, desc=desc)
+        kept, logits = [readable[i] for i in predictions.indices], predictions.logits
+        skipped += [(readable[i], reason) for i, reason in predictions.skipped.items()]
+    return Scored(desc, kept, logits), sorted(skipped, key=lambda item: item[0].path)
 
 
 # --------------------------------------------------------------------------------------------- summaries
@@ -119,18 +137,19 @@ def summarize(scored: Sequence[Scored], threshold: float | None = None,
     return [*rows, _mean_row(rows, "mean")]
 
 
-def set_row(scored: Scored, threshold: float | None = None, in_sample: str | None = None) -> dict[str, Any]:
-    """The summary row of one set (see ``summarize``)."""
+def set_row(scored: Scored, threshold: float | None = None, in_sample: str | None = None,
+            n_skipped: int = 0) -> dict[str, Any]:
+    """The summary row of one set (see ``summarize``); ``n_skipped`` unreadable images were left out."""
     labels, probs = scored.labels, scored.probs
     calibrated = None if threshold is None or scored.name == in_sample else accuracy(labels, probs, threshold)
     return {"set": scored.name, "n_real": int((labels == 0).sum()), "n_fake": int((labels == 1).sum()),
-            **binary_metrics(labels, probs), "acc_calibrated": calibrated}
+            "n_skipped": n_skipped, **binary_metrics(labels, probs), "acc_calibrated": calibrated}
 
 
 def _mean_row(rows: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
-    mean: dict[str, Any] = {"set": name, "n_real": sum(r["n_real"] for r in rows),
-                            "n_fake": sum(r["n_fake"] for r in rows)}
-    for key in SUMMARY_COLUMNS[3:]:
+    mean: dict[str, Any] = {key: sum(r[key] for r in rows) for key in SUMMARY_COLUMNS[1:4]}
+    mean["set"] = name
+    for key in SUMMARY_COLUMNS[4:]:
         values = [r[key] for r in rows if r[key] is not None and not math.isnan(r[key])]
         defined = any(r[key] is not None for r in rows)
         mean[key] = float(np.mean(values)) if values else (math.nan if defined else None)
@@ -177,22 +196,31 @@ class Evaluator:
     def __init__(self, opt: argparse.Namespace) -> None:
         self.opt = opt
         self.set_folders = find_test_sets(opt.dataroot, opt.sets)
+        if opt.sets is None and self.set_folders[0][1] != opt.dataroot:  # a folder of sets, all taken
+            names = {name for name, _ in self.set_folders}
+            ignored = sorted(p.name for p in opt.dataroot.iterdir() if p.is_dir() and p.name not in names)
+            if ignored:
+                print(f"ignored under {opt.dataroot} (no 0_real/1_fake folders): {', '.join(ignored)}")
         self.sets = [(name, scan_folder(path)) for name, path in self.set_folders]
         self.device = resolve_device(opt.device)
         self.model = load_detector(opt.model_path, opt.arch, self.device)
-        self.out_dir = opt.results_dir / (opt.name or opt.model_path.stem)
+        self.out_dir = results_folder(opt)
+        self.skipped: CsvStream | None = None  # skipped.csv, open while a run or sweep writes results
 
     def score(self, name: str, samples: list[Sample], perturbation: Perturbation, threshold: float | None = None,
               in_sample: str | None = None) -> tuple[Scored, dict[str, Any]]:
-        """Scores of one set and its summary row (printed as the set finishes)."""
+        """Scores of one set and its summary row (printed as the set finishes); unreadable images are logged."""
         opt = self.opt
         start = time.perf_counter()
-        logits = score_samples(self.model, samples, _transform(opt, perturbation), batch_size=opt.batch_size,
-                               num_workers=opt.num_workers, device=self.device, amp=opt.amp, desc=name)
-        scored = Scored(name, samples, logits)
-        row = set_row(scored, threshold, in_sample)
-        print(f"{name}: {len(samples)} images, AP {100 * row['ap']:.1f}, acc {100 * row['acc']:.1f} "
-              f"({len(samples) / (time.perf_counter() - start):.1f} images/s)", flush=True)
+        scored, skipped = score_samples(self.model, samples, _transform(opt, perturbation),
+                                        batch_size=opt.batch_size, num_workers=opt.num_workers, device=self.device,
+                                        amp=opt.amp, desc=name)
+        assert self.skipped is not None, "score() runs inside evaluate(), which opens skipped.csv"
+        self.skipped.write({"set": name, "path": s.path, "label": s.label, "reason": reason} for s, reason in skipped)
+        row = set_row(scored, threshold, in_sample, n_skipped=len(skipped))
+        note = f", {len(skipped)} unreadable skipped (skipped.csv)" if skipped else ""
+        print(f"{name}: {len(scored.samples)} images, AP {100 * row['ap']:.1f}, acc {100 * row['acc']:.1f} "
+              f"({len(samples) / (time.perf_counter() - start):.1f} images/s{note})", flush=True)
         return scored, row
 
     def calibrate(self) -> tuple[float | None, str | None]:
@@ -277,9 +305,29 @@ class Evaluator:
         return rows
 
 
+# Every file an eval.py run may write; --overwrite removes all of them first, so none is left from an older run.
+RESULT_FILES = ("scores.csv", "summary.csv", "summary.md", "calibration.json", "opt.json", "skipped.csv",
+                "sweep_*.csv", "sweep_*.md", "sweep_*.png")
+
+
+def results_folder(opt: argparse.Namespace) -> Path:
+    return opt.results_dir / (opt.name or opt.model_path.stem)
+
+
 def evaluate(opt: argparse.Namespace) -> list[dict[str, Any]]:
     """eval.py: the summary rows (of every sweep value with --sweep); files as the module docstring says."""
-    evaluator = Evaluator(opt)
-    evaluator.out_dir.mkdir(parents=True, exist_ok=True)
-    save_options(opt, evaluator.out_dir / "opt.json")
-    return evaluator.sweep() if opt.sweep is not None else evaluator.run()
+    evaluator = Evaluator(opt)  # checks the sets and the checkpoint before any file is touched
+    out_dir = evaluator.out_dir
+    claim_folder(out_dir, RESULT_FILES, opt.overwrite)
+    save_options(opt, out_dir / "opt.json")
+    with CsvStream(out_dir / "skipped.csv", SKIPPED_COLUMNS) as evaluator.skipped:
+        try:
+            rows = evaluator.sweep() if opt.sweep is not None else evaluator.run()
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted: {out_dir} holds the sets finished so far (scores.csv is valid, "
+                              f"summary files are written at the end)") from None
+    n_skipped = sum(r["n_skipped"] for r in rows if r["set"] != "mean")
+    if n_skipped and opt.strict:
+        raise UserError(f"{n_skipped} images could not be read (listed in {out_dir / 'skipped.csv'}); "
+                        f"--strict makes that an error")
+    return rows

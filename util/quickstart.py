@@ -115,7 +115,7 @@ def run_quickstart(opt: argparse.Namespace) -> list[dict[str, Any]]:
     name = checkpoint.parent.name
     rows = evaluate(parse_eval_options([
         "--dataroot", str(opt.root / "test"), "--model_path", str(checkpoint), "--sets", ",".join(generators),
-        "--no_crop", "--calibrate_on", str(opt.root / "val"), "--results_dir",
+        "--no_crop", "--calibrate_on", str(opt.root / "val"), "--overwrite", "--results_dir",
         str(opt.results_dir), "--name", name, "--batch_size", "64", *_runtime_flags(opt)]))
     table, text = _table(rows, manifest)
     out_dir = opt.results_dir / name

@@ -20,6 +20,7 @@ import numpy as np
 
 from data import load_rgb
 from util.errors import UserError
+from util.report import claim_folder
 
 PERCENTILES = (0, 25, 50, 75, 100)
 LABEL_NAMES = {0: "real", 1: "fake"}
@@ -117,7 +118,7 @@ def run_ranking(opt: argparse.Namespace) -> Path:
     """analyze.py ranking: the galleries and pages described in the module docstring; returns the output folder."""
     sets = read_scores(opt.scores)
     out = opt.out or opt.scores.parent / "ranking"
-    out.mkdir(parents=True, exist_ok=True)
+    claim_folder(out, ("fakeness.png", "misclassified_*.png", "*.html"), opt.overwrite)
     rows = []
     for name, items in sets.items():
         fakes = [s for s in items if s.label == 1]

@@ -9,8 +9,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from util.errors import UserError
+
 SCORE_COLUMNS = ("set", "subclass", "path", "label", "logit", "prob")
-SUMMARY_COLUMNS = ("set", "n_real", "n_fake", "ap", "acc", "r_acc", "f_acc", "auc", "acc_calibrated")
+SUMMARY_COLUMNS = ("set", "n_real", "n_fake", "n_skipped", "ap", "acc", "r_acc", "f_acc", "auc", "acc_calibrated")
+SKIPPED_COLUMNS = ("set", "path", "label", "reason")
 METRIC_HEADERS = {"ap": "AP", "acc": "acc", "r_acc": "real acc", "f_acc": "fake acc", "auc": "AUC",
                   "acc_calibrated": "acc (calibrated)"}
 
@@ -47,6 +50,19 @@ class CsvStream:
         self.close()
 
 
+def claim_folder(folder: Path, patterns: Sequence[str], overwrite: bool) -> None:
+    """Make ``folder`` ready for a run's files (``patterns``): files an earlier run left there are an error, unless
+    ``overwrite``, which deletes those files (and nothing else) first."""
+    folder.mkdir(parents=True, exist_ok=True)
+    existing = sorted({path for pattern in patterns for path in folder.glob(pattern)})
+    if existing and not overwrite:
+        names = ", ".join(p.name for p in existing[:3]) + (", ..." if len(existing) > 3 else "")
+        raise UserError(f"{folder} already holds results ({names}); pass --overwrite to replace them, or choose "
+                        f"another output folder")
+    for path in existing:
+        path.unlink()
+
+
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
     """Write a whole table atomically."""
     tmp = path.with_name(path.name + ".tmp")
@@ -70,8 +86,9 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 def summary_markdown(rows: Sequence[Mapping[str, Any]], calibrated: bool) -> str:
     """The summary rows as Table 2 prints them: metrics in percent, one decimal."""
     metrics = [m for m in METRIC_HEADERS if calibrated or m != "acc_calibrated"]
-    header = ["set", "real", "fake", *(f"{METRIC_HEADERS[m]} %" for m in metrics)]
-    body = [[str(r["set"]), str(r["n_real"]), str(r["n_fake"]), *(_percent(r[m]) for m in metrics)] for r in rows]
+    counts = ["n_real", "n_fake"] + (["n_skipped"] if any(r["n_skipped"] for r in rows) else [])
+    header = ["set", *(c[2:] for c in counts), *(f"{METRIC_HEADERS[m]} %" for m in metrics)]
+    body = [[str(r["set"]), *(str(r[c]) for c in counts), *(_percent(r[m]) for m in metrics)] for r in rows]
     return markdown_table(header, body)
 
 

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from data import Sample, find_test_sets, image_size, load_rgb, scan_folder
 from data.minibench import LUMA
 from util.errors import UserError
+from util.report import claim_folder
 
 MAX_SIDE = 256  # the paper's test images are 256 px; bigger ones are center-cropped to this
 
@@ -112,7 +113,7 @@ def run_spectra(opt: argparse.Namespace) -> dict[str, dict[str, int]]:
     chosen = {name: (choose(samples, 0, opt.max_images, opt.seed), choose(samples, 1, opt.max_images, opt.seed))
               for name, samples in sets}
     side = common_side([p for pair in chosen.values() for paths in pair for p in paths], opt.crop_size)
-    opt.out.mkdir(parents=True, exist_ok=True)
+    claim_folder(opt.out, ("spectra.png", "spectra.json", "*_real.npy", "*_fake.npy"), opt.overwrite)
     spectra, record = {}, {"side": side, "max_images": opt.max_images, "seed": opt.seed, "sets": {}}
     for name, (reals, fakes) in chosen.items():
         pair = (mean_spectrum(reals, side, f"{name} real"), mean_spectrum(fakes, side, f"{name} fake"))
