@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
 import signal
@@ -239,6 +240,9 @@ def test_ctrl_c_saves_latest_and_resume_finishes(training_set, tmp_path, monkeyp
     monkeypatch.setattr(util.engine, "train_step", real_step)
     train_main(tiny_args(training_set, ck, "run", "--epochs", "3", "--continue_train"))
     assert load_checkpoint(ck / "run" / "latest.pth")["progress"]["epochs_done"] == 3
+    # The resume recorded its options beside the run's first opt.json instead of replacing it.
+    assert not json.loads((ck / "run" / "opt.json").read_text())["continue_train"]
+    assert json.loads((ck / "run" / "opt_resume_step5.json").read_text())["continue_train"]
 
 
 _SLOW_SAVE = """

@@ -1,9 +1,10 @@
 """Training and validation loops for the detector (the paper's recipe; see train.py for commands).
 
-A run folder ``<checkpoints_dir>/<name>/`` holds ``opt.json``, ``metrics.jsonl``, TensorBoard events and the
-checkpoints ``latest.pth`` (every ``--save_latest_freq`` steps, every epoch and on Ctrl-C), ``best.pth`` (global
-best validation accuracy over all LR phases) and ``epoch_<k>.pth`` (every ``--save_epoch_freq`` epochs), plus
-``skipped.csv`` when some images could not be read (they are left out, up to ``--max_bad_fraction`` per split).
+A run folder ``<checkpoints_dir>/<name>/`` holds ``opt.json`` (and ``opt_resume_step<N>.json`` for each resume),
+``metrics.jsonl``, TensorBoard events and the checkpoints ``latest.pth`` (every ``--save_latest_freq`` steps, every
+epoch and on Ctrl-C), ``best.pth`` (global best validation accuracy over all LR phases) and ``epoch_<k>.pth``
+(every ``--save_epoch_freq`` epochs), plus ``skipped.csv`` when some images could not be read (they are left out,
+up to ``--max_bad_fraction`` per split).
 """
 
 from __future__ import annotations
@@ -231,7 +232,9 @@ def _train(opt: argparse.Namespace, process: distributed.Process, device: torch.
     if process.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         print(describe_options(train_parser(), opt))
-        save_options(opt, run_dir / "opt.json")
+        # A resume keeps the run's first opt.json and records its own options beside it.
+        name = f"opt_resume_step{resume['progress']['total_steps']}.json" if resume is not None else "opt.json"
+        save_options(opt, run_dir / name)
 
     # The model comes first so that a failed ImageNet download stops the run before any data is scanned.
     torch.manual_seed(opt.seed)  # the new head's initialization
