@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from data import PAPER_TEST_SETS, PAPER_TRAIN_CLASSES
 from data.forensynths import SPLITS, count_images, prepare, verify_split
 from networks import released
 from networks.released import Released, download_released, model_path
@@ -182,6 +183,11 @@ def _zip_folder(folder: Path, prefix: str) -> bytes:
         for path in sorted(folder.rglob("*.png")):
             archive.write(path, f"{prefix}/{path.relative_to(folder)}")
     return buffer.getvalue()
+
+
+def test_reference_counts_cover_every_set_and_class():
+    assert list(SPLITS["test"].counts) == list(PAPER_TEST_SETS)
+    assert list(SPLITS["train"].counts) == list(SPLITS["val"].counts) == list(PAPER_TRAIN_CLASSES)
 
 
 def test_test_split_zip_is_extracted_into_the_layout(server: Server, tmp_path: Path):

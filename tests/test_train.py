@@ -168,3 +168,23 @@ def test_autocast_modes_train_and_resume_on_cpu(small_set, tmp_path, amp):
     assert ckpt["progress"]["epochs_done"] == 2
     assert ("scale" in ckpt["scaler"]) == (amp == "fp16")  # only fp16 uses (and saves) a gradient scaler
     assert all(torch.isfinite(v.float()).all() for v in ckpt["model"].values())
+
+
+def test_completed_run_compares_the_recipe_only(small_set, tmp_path):
+    from options import parse_train_options
+    from util.checkpoint import save_checkpoint
+    from util.engine import completed_run
+
+    args = tiny_args(small_set, tmp_path, "done", "--epochs", "1")
+    main(args)
+    assert completed_run(parse_train_options(args))
+    assert completed_run(parse_train_options([*args, "--num_workers", "2", "--max_bad_fraction", "0.5"]))
+    assert not completed_run(parse_train_options([*args, "--lr", "0.5"]))
+    assert not completed_run(parse_train_options([*args[:-1], "2"]))  # --epochs 2: not trained to its end
+    # A run saved before an option existed counts as trained with that option's default.
+    latest = tmp_path / "done" / "latest.pth"
+    checkpoint = load_checkpoint(latest)
+    del checkpoint["options"]["class_bal"]
+    save_checkpoint(latest, checkpoint)
+    assert completed_run(parse_train_options(args))
+    assert not completed_run(parse_train_options([*args, "--class_bal"]))

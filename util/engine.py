@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
+import io
 import json
 import math
 import os
@@ -175,10 +177,6 @@ class RunLog:
             self.writer.close()
 
 
-def _csv_field(text: str) -> str:
-    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n\r') else text
-
-
 def _checkpoint_name(which: str) -> str:
     return f"epoch_{which}.pth" if which.isdigit() else f"{which}.pth"
 
@@ -197,8 +195,8 @@ def _datasets(opt: argparse.Namespace) -> tuple[ImageDataset, ImageDataset]:
             ImageDataset(val_samples, ValTransform(cfg, perturb=opt.val_perturb), seed=opt.seed))
 
 
-# Options that change where or how fast a run computes, not its weights.
-_RUNTIME_OPTIONS = ("device", "num_workers", "debug")
+# Options that change where or how fast a run computes, or when it gives up, not its weights.
+_RUNTIME_OPTIONS = ("device", "num_workers", "debug", "max_bad_fraction")
 
 
 def completed_run(opt: argparse.Namespace) -> bool:
@@ -208,7 +206,9 @@ def completed_run(opt: argparse.Namespace) -> bool:
         return False
     checkpoint = load_checkpoint(latest)
     recipe = {k: v for k, v in options_dict(opt).items() if k not in _RUNTIME_OPTIONS}
-    saved = {k: v for k, v in checkpoint["options"].items() if k not in _RUNTIME_OPTIONS}
+    # An option added since the run was saved counts as its default, which keeps the earlier behaviour.
+    saved = {**options_dict(train_parser().parse_args([])), **checkpoint["options"]}
+    saved = {k: v for k, v in saved.items() if k not in _RUNTIME_OPTIONS}
     progress = checkpoint["progress"]
     return saved == recipe and (progress["finished"] or progress["epochs_done"] >= opt.epochs)
 
@@ -305,18 +305,18 @@ class _Run:
         new = [(index, reason) for index, reason in skipped if (split, index) not in self.bad]
         if not new:
             return
-        lines = []
+        log = self.run_dir / "skipped.csv"
+        text = io.StringIO()
+        rows = csv.writer(text, lineterminator="\n")
         for index, reason in new:
             self.bad.add((split, index))
             path = dataset.samples[index].path
             tqdm.write(f"skipped {path}: {reason}")
-            lines.append(f"{split},{_csv_field(path)},{_csv_field(reason)}\n")
-        log = self.run_dir / "skipped.csv"
+            rows.writerow((split, path, reason))
         # One O_APPEND write per batch: whole lines even when several processes log at once.
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, ("split,path,reason\n" if os.fstat(fd).st_size == 0 else "").encode()
-                     + "".join(lines).encode())
+            os.write(fd, (("split,path,reason\n" if os.fstat(fd).st_size == 0 else "") + text.getvalue()).encode())
         finally:
             os.close(fd)
         count = sum(1 for s, _ in self.bad if s == split)

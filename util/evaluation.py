@@ -3,10 +3,13 @@
 Files written to ``<results_dir>/<name>/`` (``--name`` defaults to the checkpoint file name):
 
 - ``scores.csv``: one row per image (``set,subclass,path,label,logit,prob``), streamed set by set;
+- ``skipped.csv``: the images that could not be read (``set,path,label,reason``), left out of every metric;
 - ``summary.csv`` / ``summary.md``: one row per set and a ``mean`` row (fractions / percent);
 - ``calibration.json``: the threshold chosen on ``--calibrate_on``, when requested;
 - ``sweep_<kind>.csv``, ``sweep_<kind>_scores.csv``, ``sweep_<kind>.md``, ``sweep_<kind>.png`` with ``--sweep``;
 - ``opt.json``: the resolved options.
+
+An earlier run's files in that folder are an error unless ``--overwrite``, which deletes them first.
 """
 
 from __future__ import annotations
@@ -206,6 +209,7 @@ class Evaluator:
         self.model = load_detector(opt.model_path, opt.arch, self.device)
         self.out_dir = results_folder(opt)
         self.skipped: CsvStream | None = None  # skipped.csv, open while a run or sweep writes results
+        self.unreadable: set[str] = set()  # their paths, each once however often it was tried
 
     def score(self, name: str, samples: list[Sample], perturbation: Perturbation, threshold: float | None = None,
               in_sample: str | None = None) -> tuple[Scored, dict[str, Any]]:
@@ -217,6 +221,7 @@ class Evaluator:
                                         amp=opt.amp, desc=name)
         assert self.skipped is not None, "score() runs inside evaluate(), which opens skipped.csv"
         self.skipped.write({"set": name, "path": s.path, "label": s.label, "reason": reason} for s, reason in skipped)
+        self.unreadable.update(s.path for s, _ in skipped)
         row = set_row(scored, threshold, in_sample, n_skipped=len(skipped))
         note = f", {len(skipped)} unreadable skipped (skipped.csv)" if skipped else ""
         print(f"{name}: {len(scored.samples)} images, AP {100 * row['ap']:.1f}, acc {100 * row['acc']:.1f} "
@@ -326,8 +331,7 @@ def evaluate(opt: argparse.Namespace) -> list[dict[str, Any]]:
         except KeyboardInterrupt:
             raise Interrupted(f"interrupted: {out_dir} holds the sets finished so far (scores.csv is valid, "
                               f"summary files are written at the end)") from None
-    n_skipped = sum(r["n_skipped"] for r in rows if r["set"] != "mean")
-    if n_skipped and opt.strict:
-        raise UserError(f"{n_skipped} images could not be read (listed in {out_dir / 'skipped.csv'}); "
+    if evaluator.unreadable and opt.strict:
+        raise UserError(f"{len(evaluator.unreadable)} images could not be read (listed in {out_dir / 'skipped.csv'}); "
                         f"--strict makes that an error")
     return rows
