@@ -54,7 +54,8 @@ def test_periodic_upsampling_pattern_shows_as_peaks_in_the_fake_spectrum(tmp_pat
     out = tmp_path / "spectra"
     counts = run_spectra(parse_analyze_options(["spectra", "--dataroot", str(root), "--max_images", "10",
                                                 "--crop_size", str(SIDE), "--out", str(out)]))
-    assert counts == {"gen": {"real_used": 10, "real_too_small": 0, "fake_used": 10, "fake_too_small": 0}}
+    assert counts == {"gen": {"real_used": 10, "real_too_small": 0, "real_unreadable": 0, "fake_used": 10,
+                              "fake_too_small": 0, "fake_unreadable": 0}}
     real, fake = np.load(out / "gen_real.npy"), np.load(out / "gen_fake.npy")
     assert real.shape == fake.shape == (SIDE, SIDE)
     center, step = SIDE // 2, SIDE // 4  # zero frequency in the center; period 4 -> peaks every SIDE/4 bins
@@ -69,10 +70,12 @@ def test_periodic_upsampling_pattern_shows_as_peaks_in_the_fake_spectrum(tmp_pat
 
 def test_spectra_default_side_and_small_images_left_out(tmp_path: Path):
     root = _periodic_set(tmp_path / "sets", n=3, small=True)
+    (root / "gen" / "1_fake" / "broken.png").write_bytes(b"")
     out = tmp_path / "spectra"
     # All images chosen: the small one sets the side, so nothing is left out and arrays are 16 x 16.
     counts = run_spectra(parse_analyze_options(["spectra", "--dataroot", str(root), "--out", str(out)]))
     assert counts["gen"]["real_used"] == 4 and np.load(out / "gen_real.npy").shape == (SIDE // 2, SIDE // 2)
+    assert (counts["gen"]["fake_used"], counts["gen"]["fake_unreadable"]) == (3, 1)
     again = ["spectra", "--dataroot", str(root), "--crop_size", str(SIDE), "--out", str(out)]
     with pytest.raises(UserError, match="already holds results"):
         run_spectra(parse_analyze_options(again))
@@ -117,6 +120,7 @@ def _scores_csv(tmp_path: Path) -> Path:
 def test_ranking_writes_galleries_and_pages(tmp_path: Path):
     scores = _scores_csv(tmp_path)
     assert [len(v) for v in read_scores(scores).values()] == [6, 6]
+    (tmp_path / "img" / "beta" / "0.png").unlink()  # moved since it was scored: a blank, captioned cell
     out = run_ranking(parse_analyze_options(["ranking", "--scores", str(scores), "--thumbnail", "32"]))
     assert out == scores.parent / "ranking"
     assert {p.name for p in out.iterdir()} == {"fakeness.png", "misclassified_alpha.png", "misclassified_beta.png",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data import load_rgb
+from data import BadImage, load_rgb
 from util.errors import UserError
 from util.report import claim_folder
 
@@ -86,7 +86,10 @@ def _gallery(path: Path, rows: Sequence[tuple[str, Sequence[tuple[ScoreRow, str]
             axis.set_yticks([])
             if c < len(cells):
                 item, caption = cells[c]
-                axis.imshow(_thumbnail(item.path, side))
+                try:
+                    axis.imshow(_thumbnail(item.path, side))
+                except BadImage:  # moved or damaged since it was scored
+                    caption += " (unreadable)"
                 axis.set_title(caption, fontsize="small")
             else:
                 axis.axis("off")

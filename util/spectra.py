@@ -3,12 +3,13 @@
 As the paper (after Zhang et al.): each image's luma minus its 3x3 median-filtered version, Fourier amplitude with
 the zero frequency in the center, averaged over up to ``max_images`` images per set and label (2000 in the paper;
 a seeded random choice). Images are center-cropped to one common side so that every spectrum has the same grid;
-images smaller than that side are left out and counted.
+images smaller than that side, and unreadable files, are left out and counted.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import numpy as np
 from scipy.ndimage import median_filter
 from tqdm import tqdm
 
-from data import Sample, find_test_sets, image_size, load_rgb, scan_folder
+from data import BadImage, Sample, find_test_sets, image_size, load_rgb, scan_folder
 from data.minibench import LUMA
 from util.errors import UserError
 from util.report import claim_folder
@@ -51,18 +52,23 @@ class MeanSpectrum:
     mean: np.ndarray  # (side, side), float64; zeros when no image was used
     used: int
     too_small: int
+    unreadable: int
 
 
 def mean_spectrum(paths: Sequence[str], side: int, desc: str | None = None) -> MeanSpectrum:
     total = np.zeros((side, side))
-    used = too_small = 0
+    used = too_small = unreadable = 0
     for path in tqdm(paths, desc=desc, disable=desc is None, leave=False):
-        if min(image_size(path)) < side:
-            too_small += 1
-            continue
-        total += image_residual_spectrum(path, side)
-        used += 1
-    return MeanSpectrum(total / max(used, 1), used, too_small)
+        try:
+            if min(image_size(path)) < side:
+                too_small += 1
+                continue
+            total += image_residual_spectrum(path, side)
+            used += 1
+        except BadImage as err:
+            tqdm.write(f"skipped {err}")
+            unreadable += 1
+    return MeanSpectrum(total / max(used, 1), used, too_small, unreadable)
 
 
 def choose(samples: Sequence[Sample], label: int, max_images: int, seed: int) -> list[str]:
@@ -80,7 +86,13 @@ def common_side(chosen: Sequence[str], side: int | None) -> int:
         return side
     if not chosen:
         raise UserError("no images to analyse")
-    return min(MAX_SIDE, *(min(image_size(p)) for p in chosen))
+    sides = []
+    for path in chosen:
+        with contextlib.suppress(BadImage):  # counted when the spectra are computed
+            sides.append(min(image_size(path)))
+    if not sides:
+        raise UserError("none of the chosen images can be read")
+    return min(MAX_SIDE, *sides)
 
 
 def plot_spectra(path: Path, spectra: dict[str, tuple[MeanSpectrum, MeanSpectrum]], title: str) -> None:
@@ -121,10 +133,11 @@ def run_spectra(opt: argparse.Namespace) -> dict[str, dict[str, int]]:
             np.save(opt.out / f"{name}_{label}.npy", spectrum.mean.astype(np.float32))
         spectra[name] = pair
         record["sets"][name] = {f"{label}_{k}": getattr(s, k) for label, s in zip(("real", "fake"), pair, strict=True)
-                                for k in ("used", "too_small")}
+                                for k in ("used", "too_small", "unreadable")}
+        small, unreadable = pair[0].too_small + pair[1].too_small, pair[0].unreadable + pair[1].unreadable
         print(f"{name}: {pair[0].used} real, {pair[1].used} fake images"
-              + (f" ({pair[0].too_small + pair[1].too_small} smaller than {side} px left out)"
-                 if pair[0].too_small + pair[1].too_small else ""))
+              + (f"; {small} smaller than {side} px left out" if small else "")
+              + (f"; {unreadable} unreadable left out" if unreadable else ""))
     plot_spectra(opt.out / "spectra.png", spectra, f"Mean spectra of high-pass residuals ({side} px)")
     (opt.out / "spectra.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {opt.out / 'spectra.png'} and the arrays")
