@@ -1,0 +1,1 @@
+"""Model files; its download.py fetches the released detectors (python -m weights.download)."""
