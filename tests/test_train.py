@@ -160,6 +160,25 @@ def test_torchrun_two_cpu_processes_match_one_process(small_set, tmp_path):
         assert abs(a["acc"] - b["acc"]) <= 0.1 and abs(a["ap"] - b["ap"]) <= 0.1
 
 
+def test_torchrun_with_unreadable_images(tmp_path):
+    """Ranks that lose different numbers of images still step together and gather every readable score."""
+    data = make_upsampling_set(tmp_path / "data", splits={"train": 8, "val": 4}, size=40)
+    (data / "train" / "a" / "1_fake" / "0003.png").write_bytes(b"")
+    (data / "val" / "b" / "0_real" / "0001.png").write_text("not an image")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           str(ROOT / "train.py"), *tiny_args(data, tmp_path, "ddp", "--epochs", "2", "--device", "cpu",
+                                              "--max_bad_fraction", "0.1")]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = (tmp_path / "ddp" / "skipped.csv").read_text().splitlines()
+    assert lines[0] == "split,path,reason"
+    assert sorted(line.split(",")[0] + ":" + Path(line.split(",")[1]).name for line in lines[1:]) == [
+        "train:0003.png", "val:0001.png"]
+    val = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines() if '"val"' in x]
+    assert len(val) == 2 and all(0.0 <= v["acc"] <= 1.0 for v in val)
+
+
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_autocast_modes_train_and_resume_on_cpu(small_set, tmp_path, amp):
     main(tiny_args(small_set, tmp_path, amp, "--epochs", "1", "--amp", amp, "--device", "cpu"))

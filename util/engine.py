@@ -31,7 +31,6 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from data import (
-    Batch,
     ImageDataset,
     SeededSampler,
     TrainTransform,
@@ -300,29 +299,35 @@ class _Run:
     log: RunLog
     bad: set[tuple[str, int]] = field(default_factory=set)  # (split, index) of unreadable images seen
 
-    def skip(self, split: str, dataset: ImageDataset, skipped: Sequence[tuple[int, str]]) -> None:
-        """Log unreadable images once each (``skipped.csv``) and stop when a split has too many of them."""
+    def skip(self, split: str, dataset: ImageDataset, skipped: Sequence[tuple[int, str]], write: bool = True) -> None:
+        """Remember unreadable images and log each once in ``skipped.csv`` (``write``: this process logs them)."""
         new = [(index, reason) for index, reason in skipped if (split, index) not in self.bad]
-        if not new:
+        self.bad.update((split, index) for index, _ in new)
+        if not new or not write:
             return
-        log = self.run_dir / "skipped.csv"
         text = io.StringIO()
         rows = csv.writer(text, lineterminator="\n")
         for index, reason in new:
-            self.bad.add((split, index))
             path = dataset.samples[index].path
             tqdm.write(f"skipped {path}: {reason}")
             rows.writerow((split, path, reason))
         # One O_APPEND write per batch: whole lines even when several processes log at once.
-        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.run_dir / "skipped.csv", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, (("split,path,reason\n" if os.fstat(fd).st_size == 0 else "") + text.getvalue()).encode())
         finally:
             os.close(fd)
+
+    def too_many_bad(self, split: str, share: float) -> UserError | None:
+        """An error when this process met more unreadable images than --max_bad_fraction of the ``share`` of
+        ``split`` it reads."""
         count = sum(1 for s, _ in self.bad if s == split)
-        if count > self.opt.max_bad_fraction * len(dataset):
-            raise UserError(f"{count} of {len(dataset)} {split} images are unreadable, more than --max_bad_fraction "
-                            f"{self.opt.max_bad_fraction:g} (list: {log}); fix or remove them, or raise the limit")
+        if count <= self.opt.max_bad_fraction * share:
+            return None
+        whose = " (this process's share)" if self.process.world_size > 1 and split == "train" else ""
+        return UserError(f"{count} of {share:.0f}{whose} {split} images are unreadable, more than --max_bad_fraction "
+                         f"{self.opt.max_bad_fraction:g} (list: {self.run_dir / 'skipped.csv'}); fix or remove "
+                         f"them, or raise the limit")
 
     def save(self, name: str) -> None:
         if self.process.is_main:
@@ -343,7 +348,11 @@ class _Run:
         layout = input_memory_format(self.model)
         for batch in bar:
             self.skip("train", loader.dataset, batch.skipped)
-            if not self._usable(batch):  # BatchNorm needs two images; the step still counts, for exact resume
+            too_many = self.too_many_bad("train", len(loader.dataset) / self.process.world_size)
+            usable, stop = self._agree(len(batch.indices) >= 2, too_many is not None)
+            if stop:
+                raise too_many or UserError("another process met too many unreadable training images")
+            if not usable:  # BatchNorm needs two images; the step still counts, for exact resume
                 progress.batches_done += 1
                 progress.total_steps += 1
                 continue
@@ -367,18 +376,22 @@ class _Run:
             if progress.total_steps % opt.save_latest_freq == 0:
                 self.save("latest.pth")
 
-    def _usable(self, batch: Batch) -> bool:
-        """At least two images in this batch, on every process (under DDP all must step together)."""
-        usable = torch.tensor(int(len(batch.indices) >= 2), device=self.device)
+    def _agree(self, usable: bool, stop: bool) -> tuple[bool, bool]:
+        """(every process has a usable batch, some process must stop); under DDP all must step, or stop, together."""
+        flags = torch.tensor([int(not usable), int(stop)], device=self.device)
         if self.process.world_size > 1:
-            torch.distributed.all_reduce(usable, op=torch.distributed.ReduceOp.MIN)
-        return bool(usable)
+            torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+        return not flags[0], bool(flags[1])
 
     def end_epoch(self, val_loader: DataLoader) -> None:
         """Validate, let early stopping set the LR (or stop), log, and write the checkpoints."""
         progress = self.progress
         predictions = predict(self.net, val_loader, self.device, self.opt.amp, progress=self.process.is_main)
-        self.skip("val", val_loader.dataset, sorted(predictions.skipped.items()))
+        # Every process holds the gathered list, so one logs it and all take the same decision.
+        self.skip("val", val_loader.dataset, sorted(predictions.skipped.items()), write=self.process.is_main)
+        too_many = self.too_many_bad("val", len(val_loader.dataset))
+        if too_many:
+            raise too_many
         metrics = binary_metrics(predictions.labels, expit(predictions.logits))
         epoch = progress.epochs_done + 1
         action, is_best, lr = self.stopper.step(epoch, metrics["acc"], self.optimizer.param_groups[0]["lr"])
