@@ -160,8 +160,9 @@ class GpuIdsAction(argparse.Action):
             parser.error(f"--gpu_ids {values!r}: give -1 (CPU) or a GPU index")
 
 
-# Test-time perturbations that eval.py can sweep, with the type of their values.
+# Test-time perturbations that eval.py can sweep: the type of their values and the fixed-value flag each stands for.
 SWEEP_KINDS: dict[str, Callable[[str], Any]] = {"blur": nonneg_float, "jpeg": jpeg_quality, "resize": positive_float}
+SWEPT_FLAG = {"blur": "blur_sigma", "jpeg": "jpeg_quality", "resize": "resize_scale"}
 
 
 class SweepAction(argparse.Action):
@@ -371,15 +372,12 @@ def eval_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_SWEPT_FLAG = {"blur": "blur_sigma", "jpeg": "jpeg_quality", "resize": "resize_scale"}
-
-
 def parse_eval_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = eval_parser()
     opt = parser.parse_args(argv)
     _apply_protocol(parser, opt, "sets", "test_sets")
-    if opt.sweep is not None and getattr(opt, _SWEPT_FLAG[opt.sweep[0]]) is not None:
-        parser.error(f"--sweep {opt.sweep[0]} and --{_SWEPT_FLAG[opt.sweep[0]]} exclude each other")
+    if opt.sweep is not None and getattr(opt, SWEPT_FLAG[opt.sweep[0]]) is not None:
+        parser.error(f"--sweep {opt.sweep[0]} and --{SWEPT_FLAG[opt.sweep[0]]} exclude each other")
     uses_jpeg = opt.jpeg_quality is not None or (opt.sweep is not None and opt.sweep[0] == "jpeg")
     if opt.jpeg_method != parser.get_default("jpeg_method") and not uses_jpeg:
         parser.error("--jpeg_method only applies with --jpeg_quality or --sweep jpeg")

@@ -15,7 +15,6 @@ An earlier run's files in that folder are an error unless ``--overwrite``, which
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import time
@@ -47,7 +46,7 @@ from data import (
     scan_folder,
 )
 from networks import build_model
-from options.options import save_options
+from options.options import SWEPT_FLAG, save_options
 from util.checkpoint import CheckpointError, extract_state_dict, load_checkpoint, load_weights
 from util.distributed import resolve_device
 from util.engine import memory_format, predict
@@ -178,12 +177,9 @@ def _perturbation(opt: argparse.Namespace) -> Perturbation:
                         jpeg=None if opt.jpeg_quality is None else (opt.jpeg_method, opt.jpeg_quality))
 
 
-def _swept(base: Perturbation, kind: str, value: float, jpeg_method: str) -> Perturbation:
-    if kind == "blur":
-        return dataclasses.replace(base, blur_sigma=value)
-    if kind == "jpeg":
-        return dataclasses.replace(base, jpeg=(jpeg_method, int(value)))
-    return dataclasses.replace(base, scale=value)
+def _swept(opt: argparse.Namespace, kind: str, value: float) -> Perturbation:
+    """The perturbation of the options with the swept kind's flag set to ``value``."""
+    return _perturbation(argparse.Namespace(**{**vars(opt), SWEPT_FLAG[kind]: value}))
 
 
 def _calibration_folder(opt: argparse.Namespace) -> Path:
@@ -294,7 +290,7 @@ class Evaluator:
         rows, ap = [], {}
         with CsvStream(self.out_dir / f"sweep_{kind}_scores.csv", ("value", *SCORE_COLUMNS)) as scores:
             for value in values:
-                perturbation = _swept(base, kind, value, opt.jpeg_method)
+                perturbation = _swept(opt, kind, value)
                 print(f"--- {kind} {value:g}: {perturbation.describe()}")
                 for row in self._score_sets(perturbation, threshold, in_sample, scores, {"value": value}):
                     rows.append({"value": value, **row})
