@@ -65,13 +65,12 @@ class Protocol:
     description: str
 
 
+_FOUR_CLASS_SETS = ("progan", "stylegan", "stylegan2", "biggan", "cyclegan", "stargan", "gaugan", "deepfake")
 PROTOCOLS = {
     "wang2020": Protocol(PAPER_TRAIN_CLASSES, PAPER_TEST_SETS, PAPER_MEAN_SETS,
                          "the paper's: 20 ProGAN classes; 13 test sets, Table 2's mean over the first 11"),
     # Used by later detectors (NPR, FreqNet, LGrad) to compare with each other.
-    "4class": Protocol(("car", "cat", "chair", "horse"),
-                       ("progan", "stylegan", "stylegan2", "biggan", "cyclegan", "stargan", "gaugan", "deepfake"),
-                       ("progan", "stylegan", "stylegan2", "biggan", "cyclegan", "stargan", "gaugan", "deepfake"),
+    "4class": Protocol(("car", "cat", "chair", "horse"), _FOUR_CLASS_SETS, _FOUR_CLASS_SETS,
                        "4 ProGAN classes (car, cat, chair, horse); 8 test sets, mean over all 8"),
 }
 

@@ -201,6 +201,11 @@ def _add_runtime(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
 
 
+def runtime_flags(opt: argparse.Namespace) -> list[str]:
+    """The runtime options of ``opt`` as command-line flags, for a script that runs another one's code."""
+    return ["--device", opt.device, "--amp", opt.amp, "--num_workers", str(opt.num_workers)]
+
+
 def _add_overwrite(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the files of an earlier run in the output folder (otherwise an error)")

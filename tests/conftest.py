@@ -65,3 +65,16 @@ def run_main(main, argv: list[str], capsys) -> tuple[int, str, str]:
         code = exit_.code
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def raising_on_call(real, n: int, error: BaseException):
+    """``real``, except that its ``n``-th call raises ``error`` (a kill or Ctrl-C at a chosen moment)."""
+    calls = {"n": 0}
+
+    def wrapper(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise error
+        return real(*args, **kwargs)
+
+    return wrapper

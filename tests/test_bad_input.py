@@ -26,7 +26,7 @@ import util.engine
 from data import BadImage, DatasetError, list_images, load_rgb, scan_folder
 from data.synthetic import make_upsampling_set
 from networks import build_model
-from tests.conftest import ROOT, run_main
+from tests.conftest import ROOT, raising_on_call, run_main
 from tests.test_train import tiny_args
 from train import main as train_main
 from util.checkpoint import load_checkpoint, save_checkpoint
@@ -221,15 +221,7 @@ def test_training_skips_and_logs_bad_images_and_stops_when_too_many(training_set
 @pytest.mark.slow
 def test_ctrl_c_saves_latest_and_resume_finishes(training_set, tmp_path, monkeypatch, capsys):
     real_step = util.engine.train_step
-    calls = {"n": 0}
-
-    def interrupted_at_step_6(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 6:
-            raise KeyboardInterrupt
-        return real_step(*args, **kwargs)
-
-    monkeypatch.setattr(util.engine, "train_step", interrupted_at_step_6)
+    monkeypatch.setattr(util.engine, "train_step", raising_on_call(real_step, 6, KeyboardInterrupt()))
     ck = tmp_path / "ck"
     with pytest.raises(SystemExit) as exc:
         train_main(tiny_args(training_set, ck, "run", "--epochs", "3", "--save_latest_freq", "100"))
@@ -295,16 +287,9 @@ def test_ctrl_c_in_eval_leaves_valid_scores_of_the_finished_sets(tmp_path, monke
                 Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i}.png")
     save_checkpoint(tmp_path / "tiny.pth", {"model": build_model("resnet18", pretrained=False).state_dict(),
                                             "options": {"arch": "resnet18"}})
-    real_score = util.evaluation.score_samples
-    calls = {"n": 0}
-
-    def interrupted_on_the_second_set(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real_score(*args, **kwargs)
-
-    monkeypatch.setattr(util.evaluation, "score_samples", interrupted_on_the_second_set)
+    # Ctrl-C while the second set is scored.
+    monkeypatch.setattr(util.evaluation, "score_samples",
+                        raising_on_call(util.evaluation.score_samples, 2, KeyboardInterrupt()))
     code, _, err = run_main(eval_script.main, ["--dataroot", str(tmp_path / "test"), "--model_path",
                                            str(tmp_path / "tiny.pth"), "--results_dir", str(tmp_path / "r"),
                                            "--num_workers", "0", "--crop_size", "32"], capsys)

@@ -12,6 +12,7 @@ import torch
 
 import util.engine
 from data.synthetic import make_upsampling_set
+from tests.conftest import raising_on_call
 from tests.test_options import AUTHORS_COMMAND
 from train import main
 from util.checkpoint import load_checkpoint
@@ -76,15 +77,7 @@ def test_resume_at_epoch_end_and_after_a_kill_is_exact(small_set, tmp_path, monk
 
     # A kill in epoch 3 (4 steps per epoch): `latest` from step 9 survives and resume replays steps 10-16.
     real_step = util.engine.train_step
-    calls = {"n": 0}
-
-    def killed_at_step_11(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 11:
-            raise SystemExit("killed")
-        return real_step(*args, **kwargs)
-
-    monkeypatch.setattr(util.engine, "train_step", killed_at_step_11)
+    monkeypatch.setattr(util.engine, "train_step", raising_on_call(real_step, 11, SystemExit("killed")))
     with pytest.raises(SystemExit):
         main(tiny_args(small_set, ck, "killed", "--epochs", "4", "--save_latest_freq", "3"))
     monkeypatch.setattr(util.engine, "train_step", real_step)

@@ -19,6 +19,7 @@ import numpy as np
 
 from data import find_test_sets
 from options import parse_eval_options
+from options.options import runtime_flags
 from util.engine import completed_run, train
 from util.errors import UserError
 from util.evaluation import evaluate
@@ -83,8 +84,7 @@ def run_ablation(opt: argparse.Namespace, train_opt: argparse.Namespace) -> list
         eval_args = ["--dataroot", str(opt.test_dataroot), "--sets", ",".join(sets),
                      "--model_path", str(run.checkpoints_dir / run.name / "best.pth"),
                      "--results_dir", str(opt.results_dir), "--name", run.name, "--overwrite",
-                     "--batch_size", str(opt.eval_batch_size), "--device", train_opt.device, "--amp", train_opt.amp,
-                     "--num_workers", str(train_opt.num_workers)]
+                     "--batch_size", str(opt.eval_batch_size), *runtime_flags(train_opt)]
         if opt.eval_no_crop:
             eval_args.append("--no_crop")
         else:

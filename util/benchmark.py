@@ -159,8 +159,8 @@ def measure_train(device: torch.device, root: Path, opt: argparse.Namespace) -> 
     train_opt = parse_train_options(args)
     with _peak_memory(device) as peak:
         train(train_opt)
-    record = next(json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
-                  if json.loads(line)["type"] == "train")
+    records = (json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines())
+    record = next(r for r in records if r["type"] == "train")
     images = batches * opt.batch_size
     return Measure(images, images / record["images_per_s"], peak[0])
 

@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -29,14 +30,18 @@ class DownloadError(UserError):
     """A transfer that failed or produced bytes other than the expected ones."""
 
 
-def sha256_file(path: Path, desc: str | None = None) -> str:
-    digest = hashlib.sha256()
+def _hash_file(digest: Any, path: Path, desc: str) -> Any:
+    """``digest`` updated with the bytes of ``path``."""
     with open(path, "rb") as f, tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=desc,
-                                     disable=desc is None, leave=False) as bar:
+                                     leave=False) as bar:
         while chunk := f.read(CHUNK):
             digest.update(chunk)
             bar.update(len(chunk))
-    return digest.hexdigest()
+    return digest
+
+
+def sha256_file(path: Path, desc: str) -> str:
+    return _hash_file(hashlib.sha256(), path, desc).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -61,27 +66,32 @@ def _open(url: str, offset: int):
     return urllib.request.urlopen(request, timeout=TIMEOUT_S)
 
 
-def _transfer(url: str, part: Path) -> None:
-    """Append the rest of ``url`` to ``part`` (or rewrite it when the server does not resume)."""
+def _transfer(url: str, part: Path) -> str:
+    """Append the rest of ``url`` to ``part`` (or rewrite it when the server does not resume); the sha256 of the
+    whole file, hashed as it arrives so that a multi-GB file is not read back a second time."""
     offset = part.stat().st_size if part.exists() else 0
+    name = part.name.removesuffix(".part")
     try:
         response = _open(url, offset)
     except urllib.error.HTTPError as err:
         if err.code == 416 and offset:  # the range starts at the end: the part file is already complete
-            return
+            return sha256_file(part, f"sha256 {name}")
         raise
     with response:
         if offset and response.status != 206:
             offset = 0  # the server sent the whole file
+        digest = _hash_file(hashlib.sha256(), part, f"sha256 {name} (resumed)") if offset else hashlib.sha256()
         total = _total_size(response, offset)
         with open(part, "ab" if offset else "wb") as f, tqdm(total=total, initial=offset, unit="B", unit_scale=True,
-                                                              desc=part.name.removesuffix(".part")) as bar:
+                                                              desc=name) as bar:
             while chunk := response.read(CHUNK):
                 f.write(chunk)
+                digest.update(chunk)
                 bar.update(len(chunk))
     if total is not None and part.stat().st_size != total:
         raise DownloadError(f"{url}: the transfer ended after {part.stat().st_size:,} of {total:,} bytes; "
                             f"run again to resume ({part} is kept)")
+    return digest.hexdigest()
 
 
 def fetch(url: str, dest: Path, expected: Expected = Expected()) -> str:
@@ -94,25 +104,26 @@ def fetch(url: str, dest: Path, expected: Expected = Expected()) -> str:
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     try:
-        _transfer(url, part)
+        digest = _transfer(url, part)
     except (OSError, http.client.HTTPException) as err:  # URLError, refused connections, timeouts, cut transfers
         reason = getattr(err, "reason", None) or err
         kept = f"; {part} is kept, run again to resume" if part.exists() and part.stat().st_size else ""
         raise DownloadError(f"cannot download {url}: {reason} (offline, or the server is unreachable){kept}") \
             from None
-    digest = verify(part, expected, name=dest.name)
+    verify(part, expected, name=dest.name, digest=digest)
     os.replace(part, dest)
     return digest
 
 
-def verify(path: Path, expected: Expected, name: str | None = None) -> str:
-    """sha256 of ``path`` after checking its size and hash against ``expected``; raises DownloadError."""
+def verify(path: Path, expected: Expected, name: str | None = None, digest: str | None = None) -> str:
+    """sha256 of ``path`` (``digest`` when already known) after checking its size and hash against ``expected``;
+    raises DownloadError."""
     name = name or path.name
     size = path.stat().st_size
     if expected.size is not None and size != expected.size:
         raise DownloadError(f"{path}: {size:,} bytes, expected {expected.size:,} for {name}; delete it to "
                             f"download again")
-    digest = sha256_file(path, desc=f"sha256 {name}")
+    digest = digest or sha256_file(path, f"sha256 {name}")
     if expected.sha256 is not None and digest != expected.sha256:
         raise DownloadError(f"{path}: sha256 {digest} does not match the expected {expected.sha256} for {name}; "
                             f"the file is kept for inspection, delete it to download again")

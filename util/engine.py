@@ -297,12 +297,12 @@ class _Run:
     stopper: EarlyStopping
     progress: Progress
     log: RunLog
-    bad: set[tuple[str, int]] = field(default_factory=set)  # (split, index) of unreadable images seen
+    bad: dict[str, set[int]] = field(default_factory=lambda: {"train": set(), "val": set()})  # unreadable, seen
 
     def skip(self, split: str, dataset: ImageDataset, skipped: Sequence[tuple[int, str]], write: bool = True) -> None:
         """Remember unreadable images and log each once in ``skipped.csv`` (``write``: this process logs them)."""
-        new = [(index, reason) for index, reason in skipped if (split, index) not in self.bad]
-        self.bad.update((split, index) for index, _ in new)
+        new = [(index, reason) for index, reason in skipped if index not in self.bad[split]]
+        self.bad[split].update(index for index, _ in new)
         if not new or not write:
             return
         text = io.StringIO()
@@ -321,7 +321,7 @@ class _Run:
     def too_many_bad(self, split: str, share: float) -> UserError | None:
         """An error when this process met more unreadable images than --max_bad_fraction of the ``share`` of
         ``split`` it reads."""
-        count = sum(1 for s, _ in self.bad if s == split)
+        count = len(self.bad[split])
         if count <= self.opt.max_bad_fraction * share:
             return None
         whose = " (this process's share)" if self.process.world_size > 1 and split == "train" else ""
@@ -378,9 +378,10 @@ class _Run:
 
     def _agree(self, usable: bool, stop: bool) -> tuple[bool, bool]:
         """(every process has a usable batch, some process must stop); under DDP all must step, or stop, together."""
+        if self.process.world_size == 1:  # no tensor, so no device round trip per step
+            return usable, stop
         flags = torch.tensor([int(not usable), int(stop)], device=self.device)
-        if self.process.world_size > 1:
-            torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+        torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
         return not flags[0], bool(flags[1])
 
     def end_epoch(self, val_loader: DataLoader) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from data.minibench import MiniConfig, build
 from options import parse_demo_options, parse_eval_options, parse_train_options
+from options.options import runtime_flags
 from util.demo import run_demo
 from util.engine import completed_run, train
 from util.errors import UserError
@@ -51,10 +52,6 @@ PRESETS = {
 BLUR_JPG_PROB = "0.1"  # the paper's Blur+JPEG (0.1) model
 
 
-def _runtime_flags(opt: argparse.Namespace) -> list[str]:
-    return ["--device", opt.device, "--amp", opt.amp, "--num_workers", str(opt.num_workers)]
-
-
 def _train_detector(opt: argparse.Namespace, preset: Preset, manifest: dict[str, Any]) -> Path:
     """The run's best checkpoint: trained now, or reused when it was trained, to the end, with this recipe on
     this very benchmark build."""
@@ -66,7 +63,7 @@ def _train_detector(opt: argparse.Namespace, preset: Preset, manifest: dict[str,
             "--batch_size", str(preset.batch_size), "--lr", str(preset.lr), "--epochs", str(preset.epochs),
             "--patience", str(preset.patience), "--blur_prob", BLUR_JPG_PROB, "--blur_sig", "0.0,3.0",
             "--jpg_prob", BLUR_JPG_PROB, "--jpg_method", "cv2,pil", "--jpg_qual", "30,100", "--loss_freq", "20",
-            "--seed", str(opt.seed), *_runtime_flags(opt)]
+            "--seed", str(opt.seed), *runtime_flags(opt)]
     train_opt = parse_train_options(args)
     if run_dir.exists() and not opt.retrain:
         if stamp.is_file() and json.loads(stamp.read_text()) == manifest and completed_run(train_opt):
@@ -116,7 +113,7 @@ def run_quickstart(opt: argparse.Namespace) -> list[dict[str, Any]]:
     rows = evaluate(parse_eval_options([
         "--dataroot", str(opt.root / "test"), "--model_path", str(checkpoint), "--sets", ",".join(generators),
         "--no_crop", "--calibrate_on", str(opt.root / "val"), "--overwrite", "--results_dir",
-        str(opt.results_dir), "--name", name, "--batch_size", "64", *_runtime_flags(opt)]))
+        str(opt.results_dir), "--name", name, "--batch_size", "64", *runtime_flags(opt)]))
     table, text = _table(rows, manifest)
     out_dir = opt.results_dir / name
     write_csv(out_dir / "quickstart.csv", table, list(table[0]))
@@ -132,6 +129,6 @@ def run_quickstart(opt: argparse.Namespace) -> list[dict[str, Any]]:
     for label in ("0_real", "1_fake"):
         image = sorted((test_set / label).iterdir())[0]
         print(f"demo: {image}")
-        run_demo(parse_demo_options(["-f", str(image), "-m", str(checkpoint), *_runtime_flags(opt)]))
+        run_demo(parse_demo_options(["-f", str(image), "-m", str(checkpoint), *runtime_flags(opt)]))
     print(f"\nquickstart done in {time.perf_counter() - start:.0f} s ({times}); results in {out_dir}")
     return table

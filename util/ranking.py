@@ -100,15 +100,15 @@ def _gallery(path: Path, rows: Sequence[tuple[str, Sequence[tuple[ScoreRow, str]
 
 
 def _page(name: str, items: Sequence[ScoreRow], threshold: float, out: Path, thumb: int) -> str:
-    rows = []
+    rows, wrong = [], 0
     for item in sorted(items, key=lambda s: -s.prob):
         src = html.escape(os.path.relpath(item.path, out))
         called = "fake" if item.prob > threshold else "real"
+        wrong += called != LABEL_NAMES[item.label]
         mark = "" if called == LABEL_NAMES[item.label] else ' class="wrong"'
         rows.append(f'<tr{mark}><td><a href="{src}"><img src="{src}" loading="lazy" width="{thumb}"></a></td>'
                     f"<td>{LABEL_NAMES[item.label]}</td><td>{item.prob:.4f}</td><td>{called}</td>"
                     f"<td>{html.escape(item.path)}</td></tr>")
-    wrong = sum(("fake" if s.prob > threshold else "real") != LABEL_NAMES[s.label] for s in items)
     return (f"<!doctype html><meta charset=utf-8><title>{html.escape(name)}</title>"
             "<style>body{font-family:sans-serif}td{padding:2px 8px}tr.wrong{background:#fdd}</style>"
             f'<p><a href="index.html">all sets</a></p><h1>{html.escape(name)}</h1>'

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from data import BadImage, Sample, find_test_sets, image_size, load_rgb, scan_folder
 from data.minibench import LUMA
+from data.transforms import center_crop
 from util.errors import UserError
 from util.report import claim_folder
 
@@ -35,11 +36,6 @@ def highpass(gray: np.ndarray) -> np.ndarray:
 def amplitude_spectrum(image: np.ndarray) -> np.ndarray:
     """|FFT| of a 2-D array, zero frequency moved to the center."""
     return np.abs(np.fft.fftshift(np.fft.fft2(image)))
-
-
-def center_crop(array: np.ndarray, side: int) -> np.ndarray:
-    top, left = (array.shape[0] - side) // 2, (array.shape[1] - side) // 2
-    return array[top:top + side, left:left + side]
 
 
 def image_residual_spectrum(path: str, side: int) -> np.ndarray:
