@@ -7,22 +7,19 @@
 `ablation` takes every train.py option; each class count is an ordinary training run, then an eval.py run.
 """
 
-from options.options import parse_analyze_options, train_options
-from util.ablation import run_ablation
+from commands.ablation import run_ablation
+from commands.ranking import run_ranking
+from commands.spectra import run_spectra
+from options import parse_analyze_options
 from util.errors import user_errors
-from util.ranking import run_ranking
-from util.spectra import run_spectra
+
+COMMANDS = {"spectra": run_spectra, "ranking": run_ranking, "ablation": run_ablation}
 
 
 def main(argv: list[str] | None = None) -> None:
-    opt = parse_analyze_options(argv)
-    with user_errors(opt.debug):
-        if opt.command == "spectra":
-            run_spectra(opt)
-        elif opt.command == "ranking":
-            run_ranking(opt)
-        else:
-            run_ablation(opt, train_options(opt))
+    command, cfg, debug = parse_analyze_options(argv)
+    with user_errors(debug):
+        COMMANDS[command](cfg)
 
 
 if __name__ == "__main__":

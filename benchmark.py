@@ -7,15 +7,15 @@ Writes results/benchmark/benchmark.json and benchmark.md (images/s, peak memory,
 train/train_step, no-crop batched/batch 1).
 """
 
-from options.options import parse_benchmark_options
-from util.benchmark import run_benchmark
+from commands.benchmark import run_benchmark
+from options import parse_benchmark_options
 from util.errors import user_errors
 
 
 def main(argv: list[str] | None = None) -> None:
-    opt = parse_benchmark_options(argv)
-    with user_errors(opt.debug):
-        run_benchmark(opt)
+    cfg = parse_benchmark_options(argv)
+    with user_errors(cfg.debug):
+        run_benchmark(cfg)
 
 
 if __name__ == "__main__":

@@ -5,15 +5,15 @@
     python demo.py -f "./photos/**/*.jpg" -c 224
 """
 
+from commands.demo import run_demo
 from options import parse_demo_options
-from util.demo import run_demo
 from util.errors import user_errors
 
 
 def main(argv: list[str] | None = None) -> None:
-    opt = parse_demo_options(argv)
-    with user_errors(opt.debug):
-        run_demo(opt)
+    cfg = parse_demo_options(argv)
+    with user_errors(cfg.debug):
+        run_demo(cfg)
 
 
 if __name__ == "__main__":

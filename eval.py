@@ -8,15 +8,15 @@
 Results: <results_dir>/<checkpoint name>/{scores.csv, summary.csv, summary.md, opt.json, ...}.
 """
 
+from engine.evaluation import evaluate
 from options import parse_eval_options
 from util.errors import user_errors
-from util.evaluation import evaluate
 
 
 def main(argv: list[str] | None = None) -> None:
-    opt = parse_eval_options(argv)
-    with user_errors(opt.debug):
-        evaluate(opt)
+    cfg = parse_eval_options(argv)
+    with user_errors(cfg.debug):
+        evaluate(cfg)
 
 
 if __name__ == "__main__":

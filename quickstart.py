@@ -8,15 +8,15 @@ The benchmark lands in dataset/mini/ (reused while its settings match), the dete
 checkpoints/quickstart_<size>_seed<seed>/, the tables in results/quickstart_<size>_seed<seed>/.
 """
 
+from commands.quickstart import run_quickstart
 from options import parse_quickstart_options
 from util.errors import user_errors
-from util.quickstart import run_quickstart
 
 
 def main(argv: list[str] | None = None) -> None:
-    opt = parse_quickstart_options(argv)
-    with user_errors(opt.debug):
-        run_quickstart(opt)
+    cfg = parse_quickstart_options(argv)
+    with user_errors(cfg.debug):
+        run_quickstart(cfg)
 
 
 if __name__ == "__main__":

@@ -13,15 +13,15 @@ Several GPUs (one process each; --batch_size is per process):
 Resume after a stop or a crash: the same command plus --continue_train.
 """
 
+from engine.training import train
 from options import parse_train_options
-from util.engine import train
 from util.errors import user_errors
 
 
 def main(argv: list[str] | None = None) -> None:
-    opt = parse_train_options(argv)
-    with user_errors(opt.debug):
-        train(opt)
+    cfg = parse_train_options(argv)
+    with user_errors(cfg.debug):
+        train(cfg)
 
 
 if __name__ == "__main__":

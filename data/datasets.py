@@ -28,7 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Sampler
 
 from data.transforms import to_rgb
-from util.errors import UserError
+from util.errors import ConfigError, UserError
 
 LABEL_FOLDERS = {"0_real": 0, "1_fake": 1}
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
@@ -73,6 +73,17 @@ PROTOCOLS = {
     "4class": Protocol(("car", "cat", "chair", "horse"), _FOUR_CLASS_SETS, _FOUR_CLASS_SETS,
                        "4 ProGAN classes (car, cat, chair, horse); 8 test sets, mean over all 8"),
 }
+
+
+def protocol_list(protocol: str, kind: str, given: Sequence[str] | None, flag: str) -> tuple[str, ...]:
+    """The named protocol's ``kind`` list ("classes" or "test_sets"); ``given`` (the user's ``flag``) may only
+    repeat it."""
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"--protocol {protocol}: choose one of {', '.join(PROTOCOLS)}")
+    names = getattr(PROTOCOLS[protocol], kind)
+    if given is not None and tuple(given) != names:
+        raise ConfigError(f"--protocol and {flag} exclude each other")
+    return names
 
 
 def list_images(folder: Path | str) -> list[str]:

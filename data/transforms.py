@@ -82,7 +82,7 @@ def jpeg_pil(arr: np.ndarray, quality: int) -> np.ndarray:
 JPEG_ENCODERS = {"cv2": jpeg_cv2, "pil": jpeg_pil}
 
 
-def crop(arr: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
+def crop(arr: np.ndarray, *, top: int, left: int, height: int, width: int) -> np.ndarray:
     """Crop a window that may reach outside the image; the outside is zero (black), as torchvision pads."""
     h, w = arr.shape[:2]
     if 0 <= top and 0 <= left and top + height <= h and left + width <= w:
@@ -106,7 +106,7 @@ def center_offset(length: int, size: int) -> int:
 
 def center_crop(arr: np.ndarray, size: int) -> np.ndarray:
     h, w = arr.shape[:2]
-    return crop(arr, center_offset(h, size), center_offset(w, size), size, size)
+    return crop(arr, top=center_offset(h, size), left=center_offset(w, size), height=size, width=size)
 
 
 def hflip(arr: np.ndarray) -> np.ndarray:
@@ -192,7 +192,7 @@ def apply_train_params(img: Image.Image, cfg: AugmentConfig, params: AugmentPara
         method, quality = params.jpeg
         arr = JPEG_ENCODERS[method](arr, quality)
     if cfg.crop:
-        arr = crop(arr, params.crop_top, params.crop_left, cfg.crop_size, cfg.crop_size)
+        arr = crop(arr, top=params.crop_top, left=params.crop_left, height=cfg.crop_size, width=cfg.crop_size)
     if params.flip:
         arr = hflip(arr)
     return to_normalized_tensor(arr)
@@ -283,7 +283,7 @@ class EvalTransform:
     ``perturbation`` post-processes the image before any of that, as an image found in the wild would be.
     """
 
-    def __init__(self, crop_size: int | None = 224, resize: int | None = None,
+    def __init__(self, *, crop_size: int | None = 224, resize: int | None = None,
                  perturbation: Perturbation = Perturbation()) -> None:
         self.crop_size = crop_size
         self.resize = resize

@@ -8,7 +8,7 @@
 import sys
 
 from data.forensynths import prepare
-from options.options import parse_dataset_download_options
+from options import parse_dataset_download_options
 from util.errors import user_errors
 
 

@@ -1,16 +1,24 @@
-"""Command-line options shared by train.py, eval.py, demo.py and quickstart.py."""
+"""Command-line options: ``types`` parses single values, ``parsers`` builds each script's parser and turns its
+arguments into the config dataclass its command takes. Scripts import from here only."""
 
-from options.options import (
+from options.parsers import (
+    analyze_parser,
+    benchmark_parser,
     demo_parser,
-    describe_options,
     eval_parser,
+    parse_analyze_options,
+    parse_benchmark_options,
+    parse_dataset_download_options,
     parse_demo_options,
     parse_eval_options,
     parse_quickstart_options,
     parse_train_options,
-    save_options,
+    parse_weights_download_options,
+    quickstart_parser,
     train_parser,
 )
 
-__all__ = ["demo_parser", "describe_options", "eval_parser", "parse_demo_options", "parse_eval_options",
-           "parse_quickstart_options", "parse_train_options", "save_options", "train_parser"]
+__all__ = ["analyze_parser", "benchmark_parser", "demo_parser", "eval_parser", "parse_analyze_options",
+           "parse_benchmark_options", "parse_dataset_download_options", "parse_demo_options", "parse_eval_options",
+           "parse_quickstart_options", "parse_train_options", "parse_weights_download_options", "quickstart_parser",
+           "train_parser"]

@@ -21,13 +21,12 @@ import torch
 from PIL import Image
 
 import demo
+import engine.training
 import eval as eval_script
-import util.engine
 from data import BadImage, DatasetError, list_images, load_rgb, scan_folder
 from data.synthetic import make_upsampling_set
 from networks import build_model
-from tests.conftest import ROOT, raising_on_call, run_main
-from tests.test_train import tiny_args
+from tests.helpers import ROOT, raising_on_call, run_main, tiny_args
 from train import main as train_main
 from util.checkpoint import load_checkpoint, save_checkpoint
 
@@ -220,8 +219,8 @@ def test_training_skips_and_logs_bad_images_and_stops_when_too_many(training_set
 
 @pytest.mark.slow
 def test_ctrl_c_saves_latest_and_resume_finishes(training_set, tmp_path, monkeypatch, capsys):
-    real_step = util.engine.train_step
-    monkeypatch.setattr(util.engine, "train_step", raising_on_call(real_step, 6, KeyboardInterrupt()))
+    real_step = engine.training.train_step
+    monkeypatch.setattr(engine.training, "train_step", raising_on_call(real_step, 6, KeyboardInterrupt()))
     ck = tmp_path / "ck"
     with pytest.raises(SystemExit) as exc:
         train_main(tiny_args(training_set, ck, "run", "--epochs", "3", "--save_latest_freq", "100"))
@@ -229,7 +228,7 @@ def test_ctrl_c_saves_latest_and_resume_finishes(training_set, tmp_path, monkeyp
     last = capsys.readouterr().err.strip().split("\n")[-1]  # after the progress bars
     assert last.startswith("error: interrupted at step 5:") and last.endswith("--continue_train")
     assert load_checkpoint(ck / "run" / "latest.pth")["progress"]["total_steps"] == 5
-    monkeypatch.setattr(util.engine, "train_step", real_step)
+    monkeypatch.setattr(engine.training, "train_step", real_step)
     train_main(tiny_args(training_set, ck, "run", "--epochs", "3", "--continue_train"))
     assert load_checkpoint(ck / "run" / "latest.pth")["progress"]["epochs_done"] == 3
     # The resume recorded its options beside the run's first opt.json instead of replacing it.
@@ -276,7 +275,7 @@ def test_a_kill_during_a_checkpoint_write_keeps_the_previous_one(training_set, t
 
 
 def test_ctrl_c_in_eval_leaves_valid_scores_of_the_finished_sets(tmp_path, monkeypatch, capsys):
-    import util.evaluation
+    import engine.evaluation
 
     rng = np.random.default_rng(0)
     for set_name in ("first", "second"):
@@ -288,8 +287,8 @@ def test_ctrl_c_in_eval_leaves_valid_scores_of_the_finished_sets(tmp_path, monke
     save_checkpoint(tmp_path / "tiny.pth", {"model": build_model("resnet18", pretrained=False).state_dict(),
                                             "options": {"arch": "resnet18"}})
     # Ctrl-C while the second set is scored.
-    monkeypatch.setattr(util.evaluation, "score_samples",
-                        raising_on_call(util.evaluation.score_samples, 2, KeyboardInterrupt()))
+    monkeypatch.setattr(engine.evaluation, "score_samples",
+                        raising_on_call(engine.evaluation.score_samples, 2, KeyboardInterrupt()))
     code, _, err = run_main(eval_script.main, ["--dataroot", str(tmp_path / "test"), "--model_path",
                                            str(tmp_path / "tiny.pth"), "--results_dir", str(tmp_path / "r"),
                                            "--num_workers", "0", "--crop_size", "32"], capsys)

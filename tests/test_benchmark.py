@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from commands.benchmark import RATIOS, run_benchmark, write_mixed_sizes
 from data import EvalTransform, scan_folder
+from engine.inference import input_memory_format, score_samples
 from networks import build_model
-from options.options import parse_benchmark_options
-from util.benchmark import RATIOS, run_benchmark, write_mixed_sizes
-from util.engine import input_memory_format
-from util.evaluation import score_samples
+from options import parse_benchmark_options
 
 MEASURES = {"forward", "eval", "eval_2x_images", "no_crop_batched", "no_crop_b1", "train_step", "train"}
 
@@ -35,11 +34,12 @@ def test_benchmark_produces_every_number(tmp_path: Path):
     assert "| cpu | eval / forward |" in (tmp_path / "benchmark.md").read_text()
 
 
-def test_benchmark_options_are_checked():
-    with pytest.raises(SystemExit):
-        parse_benchmark_options(["--crop_size", "300"])
-    with pytest.raises(SystemExit):
-        parse_benchmark_options(["--devices", "tpu"])
+def test_benchmark_options_are_checked(capsys):
+    for argv, message in ((["--crop_size", "300"], "--crop_size 300 exceeds --image_size 256"),
+                          (["--devices", "tpu"], "'tpu': choose one or more of cpu,cuda")):
+        with pytest.raises(SystemExit) as exc:
+            parse_benchmark_options(argv)
+        assert exc.value.code == 2 and message in capsys.readouterr().err
     assert parse_benchmark_options(["--devices", "cpu,cuda"]).devices == ("cpu", "cuda")
 
 

@@ -17,7 +17,7 @@ from data import (
     find_test_sets,
     scan_folder,
 )
-from tests.conftest import random_image, write_png
+from tests.helpers import random_image, write_png
 
 AUG = AugmentConfig(load_size=36, crop_size=32, blur_prob=0.5, blur_sig=(0.0, 3.0), jpg_prob=0.5,
                     jpg_method=("cv2", "pil"), jpg_qual=(30, 100))

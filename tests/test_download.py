@@ -20,7 +20,7 @@ from data import PAPER_TEST_SETS, PAPER_TRAIN_CLASSES
 from data.forensynths import SPLITS, count_images, prepare, verify_split
 from networks import released
 from networks.released import Released, download_released, model_path
-from tests.conftest import random_image, run_main, write_png
+from tests.helpers import free_port, random_image, run_main, write_png
 from util.download import ChecksumRecord, DownloadError, Expected, fetch
 
 
@@ -87,10 +87,7 @@ def _payload(size: int, seed: int = 0) -> bytes:
 
 
 def _closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def test_fetch_downloads_and_returns_sha256(server: Server, tmp_path: Path):

@@ -1,6 +1,6 @@
 import pytest
 
-from util.early_stopping import EarlyStopping
+from engine.early_stopping import EarlyStopping
 
 
 def run(accs, patience=2, lr=1e-4):

@@ -12,9 +12,10 @@ from scipy.special import expit
 import demo
 import eval as eval_script
 from data import Sample
+from engine.evaluation import mean_row, set_row
+from engine.inference import Scored
 from networks import build_model
 from util.checkpoint import save_checkpoint
-from util.evaluation import Scored, summarize
 from util.metrics import binary_metrics
 
 MIXED_SIZES = [(36, 44), (44, 36), (40, 40)]
@@ -172,7 +173,8 @@ def test_demo_bad_inputs_are_one_line(bench, tmp_path, capsys):
 def test_summary_mean_skips_undefined_metrics():
     one_label = Scored("fakes_only", [Sample("f.png", 1, "")], np.array([2.0], dtype=np.float32))
     both = Scored("both", [Sample("r.png", 0, ""), Sample("f.png", 1, "")], np.array([-1.0, 1.0], np.float32))
-    rows = summarize([one_label, both])
+    rows = [set_row(one_label), set_row(both)]
+    rows.append(mean_row(rows))
     assert math.isnan(rows[0]["ap"]) and rows[1]["ap"] == 1.0
     assert rows[2]["ap"] == 1.0 and rows[2]["acc_calibrated"] is None
 

@@ -16,8 +16,8 @@ from data.minibench import (
     trivial_baselines,
 )
 from networks.generators import UPSAMPLERS, autoencoder
-from tests.conftest import TINY_BENCH as TINY
-from tests.conftest import write_png
+from tests.helpers import TINY_BENCH as TINY
+from tests.helpers import write_png
 from util.errors import UserError
 
 

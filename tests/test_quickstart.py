@@ -37,17 +37,10 @@ def test_unfinished_run_needs_retrain(tmp_path):
     run = tmp_path / "ck" / "quickstart_tiny_seed0"
     run.mkdir(parents=True)
     with pytest.raises(UserError, match="--retrain"):
+        from commands.quickstart import run_quickstart
         from options import parse_quickstart_options
-        from util.quickstart import run_quickstart
 
         run_quickstart(parse_quickstart_options(["--size", "tiny", "--root", str(tmp_path / "mini"),
                                                  "--checkpoints_dir", str(tmp_path / "ck"), "--results_dir",
                                                  str(tmp_path / "res"), "--num_workers", "0"]))
     assert Path(run).is_dir()
-
-
-def test_every_size_flag_has_a_preset():
-    from options.options import QUICKSTART_SIZES
-    from util.quickstart import PRESETS
-
-    assert set(QUICKSTART_SIZES) == set(PRESETS)

@@ -10,22 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import util.engine
+import engine.training
 from data.synthetic import make_upsampling_set
-from tests.conftest import raising_on_call
-from tests.test_options import AUTHORS_COMMAND
+from tests.helpers import AUTHORS_COMMAND, ROOT, free_port, raising_on_call, tiny_args
 from train import main
 from util.checkpoint import load_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-
-
-def tiny_args(root: Path, ckpt: Path, name: str, *extra: str) -> list[str]:
-    return ["--dataroot", str(root), "--checkpoints_dir", str(ckpt), "--name", name, "--arch", "resnet18",
-            "--no_pretrained", "--load_size", "40", "--crop_size", "32", "--batch_size", "8", "--num_workers", "0",
-            "--lr", "1e-3", "--blur_prob", "0.5", "--blur_sig", "0,2", "--jpg_prob", "0.5", "--jpg_method", "cv2,pil",
-            "--jpg_qual", "60,100", "--val_perturb", "--loss_freq", "1", *extra]
 
 
 @pytest.fixture(scope="module")
@@ -76,11 +67,11 @@ def test_resume_at_epoch_end_and_after_a_kill_is_exact(small_set, tmp_path, monk
     _assert_same(straight, _weights(ck / "split" / "latest.pth"))
 
     # A kill in epoch 3 (4 steps per epoch): `latest` from step 9 survives and resume replays steps 10-16.
-    real_step = util.engine.train_step
-    monkeypatch.setattr(util.engine, "train_step", raising_on_call(real_step, 11, SystemExit("killed")))
+    real_step = engine.training.train_step
+    monkeypatch.setattr(engine.training, "train_step", raising_on_call(real_step, 11, SystemExit("killed")))
     with pytest.raises(SystemExit):
         main(tiny_args(small_set, ck, "killed", "--epochs", "4", "--save_latest_freq", "3"))
-    monkeypatch.setattr(util.engine, "train_step", real_step)
+    monkeypatch.setattr(engine.training, "train_step", real_step)
     progress = load_checkpoint(ck / "killed" / "latest.pth")["progress"]
     assert progress == {"epochs_done": 2, "batches_done": 1, "total_steps": 9, "finished": False}
     main(tiny_args(small_set, ck, "killed", "--epochs", "4", "--save_latest_freq", "3", "--continue_train"))
@@ -134,7 +125,7 @@ def test_torchrun_two_cpu_processes_match_one_process(small_set, tmp_path):
     """
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     args = tiny_args(small_set, tmp_path, "ddp", "--epochs", "2", "--device", "cpu")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
            str(ROOT / "train.py"), *args]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -159,7 +150,7 @@ def test_torchrun_with_unreadable_images(tmp_path):
     (data / "train" / "a" / "1_fake" / "0003.png").write_bytes(b"")
     (data / "val" / "b" / "0_real" / "0001.png").write_text("not an image")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
            str(ROOT / "train.py"), *tiny_args(data, tmp_path, "ddp", "--epochs", "2", "--device", "cpu",
                                               "--max_bad_fraction", "0.1")]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
@@ -183,9 +174,9 @@ def test_autocast_modes_train_and_resume_on_cpu(small_set, tmp_path, amp):
 
 
 def test_completed_run_compares_the_recipe_only(small_set, tmp_path):
+    from engine.training import completed_run
     from options import parse_train_options
     from util.checkpoint import save_checkpoint
-    from util.engine import completed_run
 
     args = tiny_args(small_set, tmp_path, "done", "--epochs", "1")
     main(args)

@@ -10,6 +10,8 @@ from scipy.ndimage import gaussian_filter
 
 from data import AugmentConfig, EvalTransform, Perturbation, TrainTransform, load_rgb
 from data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     AugmentParams,
     apply_train_params,
     center_crop,
@@ -28,9 +30,23 @@ from data.transforms import (
 @pytest.mark.parametrize("name", ["real", "fake"])
 def test_test_preprocessing_matches_reference_tensors(shared_reference, name):
     expected = np.array(json.loads((shared_reference / "preprocess" / f"{name}.json").read_text()), dtype=np.float32)
-    tensor = EvalTransform(224)(load_rgb(str(shared_reference / "examples" / f"{name}.png")))
+    tensor = EvalTransform(crop_size=224)(load_rgb(str(shared_reference / "examples" / f"{name}.png")))
     assert tensor.shape == (3, 224, 224)
     assert np.abs(tensor.numpy().ravel() - expected).max() <= 1e-6
+
+
+@pytest.mark.parametrize("size", [(256, 256), (256, 512), (300, 241), (224, 224), (100, 180), (7, 9)])
+def test_test_preprocessing_matches_torchvision(size):
+    """torchvision's CenterCrop -> ToTensor -> Normalize is the authors' test pipeline: an independent reference
+    that needs no file, including the zero padding of images smaller than the crop."""
+    from torchvision import transforms as T
+
+    height, width = size
+    image = Image.fromarray(np.random.default_rng(height * width).integers(0, 256, (height, width, 3), np.uint8))
+    reference = T.Compose([T.CenterCrop(224), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])(image)
+    ours = EvalTransform(crop_size=224)(image)
+    assert ours.shape == reference.shape == (3, 224, 224)
+    assert (ours - reference).abs().max().item() <= 1e-6
 
 
 def test_blur_equals_scipy_per_channel():
@@ -62,7 +78,8 @@ def test_center_crop_follows_torchvision_offsets_and_zero_pads():
     assert padded.shape == (224, 224, 3)
     # torchvision pads (224-101)//2 = 61 rows on top.
     assert (padded[:61] == 0).all() and (padded[61:162] == 7).all() and (padded[162:] == 0).all()
-    assert crop(small, -5, 220, 10, 10)[5:, :4].min() == 7 and crop(small, -5, 220, 10, 10)[:5].max() == 0
+    window = crop(small, top=-5, left=220, height=10, width=10)
+    assert window[5:, :4].min() == 7 and window[:5].max() == 0
 
 
 def test_resized_size_keeps_aspect_like_torchvision():
@@ -166,6 +183,6 @@ def test_perturbation_steps_and_order():
                                                       (None, 30, 1.3), (32, 30, 0.7)])
 def test_eval_output_size_predicts_the_tensor(crop_size, resize, scale):
     img = Image.fromarray(np.zeros((41, 57, 3), dtype=np.uint8))
-    transform = EvalTransform(crop_size, resize=resize, perturbation=Perturbation(scale=scale))
+    transform = EvalTransform(crop_size=crop_size, resize=resize, perturbation=Perturbation(scale=scale))
     width, height = transform.output_size(*img.size)
     assert transform(img).shape == (3, height, width)

@@ -13,6 +13,10 @@ class UserError(Exception):
     exit_code = 2
 
 
+class ConfigError(UserError, ValueError):
+    """Settings that contradict each other or would be silently ignored; scripts report it as a usage error."""
+
+
 class Interrupted(UserError):
     """Ctrl-C, after the work done so far was saved; the message says where."""
 

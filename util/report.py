@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from util.errors import UserError
+from util.plots import pyplot
 
 SCORE_COLUMNS = ("set", "subclass", "path", "label", "logit", "prob")
 SUMMARY_COLUMNS = ("set", "n_real", "n_fake", "n_skipped", "ap", "acc", "r_acc", "f_acc", "auc", "acc_calibrated")
@@ -104,11 +105,7 @@ SWEEP_LABELS = {"blur": "Gaussian blur sigma", "jpeg": "JPEG quality", "resize":
 def plot_sweep(path: Path, kind: str, values: Sequence[float], ap: Mapping[str, Sequence[float]],
                title: str) -> None:
     """AP against the perturbation strength, one line per set (the mean dashed), as the paper's Fig. 5."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; never needs a display
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axis = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
     for name, aps in ap.items():
         style = {"color": "black", "linestyle": "--", "linewidth": 2} if name == "mean" else {"marker": "o"}

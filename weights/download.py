@@ -5,7 +5,7 @@
 """
 
 from networks.released import download_released
-from options.options import parse_weights_download_options
+from options import parse_weights_download_options
 from util.errors import user_errors
 
 

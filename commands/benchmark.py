@@ -17,7 +17,6 @@ measurement; DataLoader workers are separate processes and not included).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
@@ -38,12 +37,48 @@ from torch import nn
 
 from data import EvalTransform, scan_folder
 from data.synthetic import make_upsampling_set, smooth_image
-from networks import build_model
-from options import parse_train_options
+from engine.inference import autocast, check_runtime, input_memory_format, memory_format, score_samples
+from engine.training import TrainConfig, train, train_step
+from networks import ARCHS, build_model
 from util.distributed import resolve_device
-from util.engine import autocast, input_memory_format, memory_format, train, train_step
-from util.evaluation import score_samples
+from util.errors import ConfigError
+from util.records import config_dict
 from util.report import claim_folder, markdown_table
+
+DEVICES = ("cpu", "cuda")
+CHANNELS_LAST = ("auto", "on", "off")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchmarkConfig:
+    """One benchmark.py run. Field names are its flags."""
+
+    devices: tuple[str, ...] | None = None
+    """cpu and/or cuda (None: cpu, and cuda when available)."""
+    amp: str = "off"
+    num_workers: int = 4
+    debug: bool = False
+    arch: str = "resnet50"
+    batch_size: int = 32
+    channels_last: str = "auto"
+    """Model and batch layout; auto = what eval.py/train.py use (channels_last on CUDA)."""
+    images: int = 128
+    """Images per measurement (the memory check also evaluates twice as many)."""
+    image_size: int = 256
+    crop_size: int = 224
+    out: Path = Path("results/benchmark")
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        check_runtime(self.amp, self.num_workers)
+        if any(d not in DEVICES for d in self.devices or ()):
+            raise ConfigError(f"--devices {','.join(self.devices or ())}: choose from {', '.join(DEVICES)}")
+        if self.arch not in ARCHS:
+            raise ConfigError(f"--arch {self.arch}: choose one of {', '.join(ARCHS)}")
+        if self.channels_last not in CHANNELS_LAST:
+            raise ConfigError(f"--channels_last {self.channels_last}: choose one of {', '.join(CHANNELS_LAST)}")
+        if self.crop_size > self.image_size:
+            raise ConfigError(f"--crop_size {self.crop_size} exceeds --image_size {self.image_size}")
 
 WARMUP_BATCHES = 2
 RATIOS = {"eval / forward": ("eval", "forward"), "train / train_step": ("train", "train_step"),
@@ -101,67 +136,67 @@ def _batches(images: int, batch_size: int) -> int:
     return max(1, math.ceil(images / batch_size))
 
 
-def measure_forward(model: nn.Module, device: torch.device, opt: argparse.Namespace) -> Measure:
-    batch = torch.randn(opt.batch_size, 3, opt.crop_size, opt.crop_size, device=device).contiguous(
+def measure_forward(model: nn.Module, device: torch.device, cfg: BenchmarkConfig) -> Measure:
+    batch = torch.randn(cfg.batch_size, 3, cfg.crop_size, cfg.crop_size, device=device).contiguous(
         memory_format=input_memory_format(model))
     model.eval()
 
     @torch.no_grad()
     def run(batches: int) -> None:
         for _ in range(batches):
-            with autocast(device, opt.amp):
+            with autocast(device, cfg.amp):
                 model(batch)
 
     run(WARMUP_BATCHES)
-    batches = _batches(opt.images, opt.batch_size)
-    return _timed(device, batches * opt.batch_size, lambda: run(batches))
+    batches = _batches(cfg.images, cfg.batch_size)
+    return _timed(device, batches * cfg.batch_size, lambda: run(batches))
 
 
-def measure_train_step(model: nn.Module, device: torch.device, opt: argparse.Namespace) -> Measure:
-    images = torch.randn(opt.batch_size, 3, opt.crop_size, opt.crop_size, device=device).contiguous(
+def measure_train_step(model: nn.Module, device: torch.device, cfg: BenchmarkConfig) -> Measure:
+    images = torch.randn(cfg.batch_size, 3, cfg.crop_size, cfg.crop_size, device=device).contiguous(
         memory_format=input_memory_format(model))
-    labels = torch.arange(opt.batch_size, device=device) % 2
+    labels = torch.arange(cfg.batch_size, device=device) % 2
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.999))
-    scaler = torch.amp.GradScaler(device.type, enabled=opt.amp == "fp16")
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
     model.train()
 
     def run(batches: int) -> None:
         for _ in range(batches):
-            train_step(model, images, labels, optimizer, scaler, device, opt.amp)
+            train_step(model, images=images, labels=labels, optimizer=optimizer, scaler=scaler, device=device,
+                       amp=cfg.amp)
 
     run(WARMUP_BATCHES)
-    batches = _batches(opt.images, opt.batch_size)
-    return _timed(device, batches * opt.batch_size, lambda: run(batches))
+    batches = _batches(cfg.images, cfg.batch_size)
+    return _timed(device, batches * cfg.batch_size, lambda: run(batches))
 
 
-def measure_eval(model: nn.Module, device: torch.device, folder: Path, opt: argparse.Namespace,
+def measure_eval(model: nn.Module, device: torch.device, folder: Path, cfg: BenchmarkConfig,
                  crop_size: int | None, batch_size: int) -> Measure:
     samples = scan_folder(folder)
 
     def run() -> None:
         score_samples(model, samples, EvalTransform(crop_size=crop_size), batch_size=batch_size,
-                      num_workers=opt.num_workers, device=device, amp=opt.amp, progress=False)
+                      num_workers=cfg.num_workers, device=device, amp=cfg.amp, progress=False)
 
     return _timed(device, len(samples), run)
 
 
-def measure_train(device: torch.device, root: Path, opt: argparse.Namespace) -> Measure:
+def measure_train(device: torch.device, root: Path, cfg: BenchmarkConfig) -> Measure:
     """train.py for one epoch on ``root``; its own log gives the training loop's throughput (validation and
     checkpoint writing excluded)."""
     run_dir = root / "run"
-    batches = len(scan_folder(root / "train")) // opt.batch_size
-    args = ["--dataroot", str(root), "--name", "run", "--checkpoints_dir", str(root), "--arch", opt.arch,
-            "--no_pretrained", "--batch_size", str(opt.batch_size), "--crop_size", str(opt.crop_size),
-            "--load_size", str(opt.image_size), "--blur_prob", "0.5", "--blur_sig", "0.0,3.0", "--jpg_prob", "0.5",
-            "--jpg_method", "cv2,pil", "--jpg_qual", "30,100", "--epochs", "1", "--loss_freq", str(batches),
-            "--save_latest_freq", str(10 * batches), "--device", str(device), "--amp", opt.amp,
-            "--num_workers", str(opt.num_workers)]
-    train_opt = parse_train_options(args)
+    batches = len(scan_folder(root / "train")) // cfg.batch_size
+    train_cfg = TrainConfig(
+        dataroot=root, name="run", checkpoints_dir=root, arch=cfg.arch, no_pretrained=True,
+        batch_size=cfg.batch_size, crop_size=cfg.crop_size, load_size=cfg.image_size, blur_prob=0.5,
+        blur_sig=(0.0, 3.0), jpg_prob=0.5, jpg_method=("cv2", "pil"), jpg_qual=(30, 100), epochs=1,
+        loss_freq=batches, save_latest_freq=10 * batches, device=str(device), amp=cfg.amp,
+        num_workers=cfg.num_workers)
     with _peak_memory(device) as peak:
-        train(train_opt)
+        train(train_cfg)
     records = (json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines())
     record = next(r for r in records if r["type"] == "train")
-    images = batches * opt.batch_size
+    images = batches * cfg.batch_size
     return Measure(images, images / record["images_per_s"], peak[0])
 
 
@@ -180,15 +215,15 @@ def _layout(device: torch.device, setting: str) -> bool:
     return memory_format(device) == torch.channels_last if setting == "auto" else setting == "on"
 
 
-def benchmark_device(device: torch.device, opt: argparse.Namespace, work: Path) -> dict[str, Any]:
-    channels_last = _layout(device, opt.channels_last)
-    model = build_model(opt.arch, pretrained=False).to(
+def benchmark_device(device: torch.device, cfg: BenchmarkConfig, work: Path) -> dict[str, Any]:
+    channels_last = _layout(device, cfg.channels_last)
+    model = build_model(cfg.arch, pretrained=False).to(
         device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    half = opt.images // 2
-    make_upsampling_set(work / "eval", splits={"x": half}, classes=("set",), size=opt.image_size)
-    make_upsampling_set(work / "eval2", splits={"x": opt.images}, classes=("set",), size=opt.image_size)
-    make_upsampling_set(work / "train", splits={"train": half, "val": 1}, classes=("set",), size=opt.image_size)
-    write_mixed_sizes(work / "mixed", opt.images, opt.image_size)
+    half = cfg.images // 2
+    make_upsampling_set(work / "eval", splits={"x": half}, classes=("set",), size=cfg.image_size)
+    make_upsampling_set(work / "eval2", splits={"x": cfg.images}, classes=("set",), size=cfg.image_size)
+    make_upsampling_set(work / "train", splits={"train": half, "val": 1}, classes=("set",), size=cfg.image_size)
+    write_mixed_sizes(work / "mixed", cfg.images, cfg.image_size)
 
     measures: dict[str, Measure] = {}
 
@@ -198,15 +233,15 @@ def benchmark_device(device: torch.device, opt: argparse.Namespace, work: Path) 
         print(f"{device}: {name:16s} {measure.images_per_s:8.1f} images/s ({measure.images} images in "
               f"{measure.seconds:.1f} s{memory})", flush=True)
 
-    note("forward", measure_forward(model, device, opt))
-    note("eval", measure_eval(model, device, work / "eval" / "x" / "set", opt, opt.crop_size, opt.batch_size))
-    note("eval_2x_images", measure_eval(model, device, work / "eval2" / "x" / "set", opt, opt.crop_size,
-                                        opt.batch_size))
-    note("no_crop_batched", measure_eval(model, device, work / "mixed", opt, None, opt.batch_size))
-    note("no_crop_b1", measure_eval(model, device, work / "mixed", opt, None, 1))
-    note("train_step", measure_train_step(model, device, opt))
+    note("forward", measure_forward(model, device, cfg))
+    note("eval", measure_eval(model, device, work / "eval" / "x" / "set", cfg, cfg.crop_size, cfg.batch_size))
+    note("eval_2x_images", measure_eval(model, device, work / "eval2" / "x" / "set", cfg, cfg.crop_size,
+                                        cfg.batch_size))
+    note("no_crop_batched", measure_eval(model, device, work / "mixed", cfg, None, cfg.batch_size))
+    note("no_crop_b1", measure_eval(model, device, work / "mixed", cfg, None, 1))
+    note("train_step", measure_train_step(model, device, cfg))
     if channels_last == (memory_format(device) == torch.channels_last):
-        note("train", measure_train(device, work / "train", opt))
+        note("train", measure_train(device, work / "train", cfg))
     else:  # train.py lays the model out by device; another layout would measure something else
         print(f"{device}: train skipped: train.py uses {memory_format(device)} on {device.type}")
     ratios = {name: measures[a].images_per_s / measures[b].images_per_s
@@ -230,31 +265,31 @@ def _hardware(device: torch.device) -> str:
     return f"{_cpu_name()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads"
 
 
-def _markdown(results: list[dict[str, Any]], opt: argparse.Namespace) -> str:
+def _markdown(results: list[dict[str, Any]], cfg: BenchmarkConfig) -> str:
     rows = [[r["device"], name, f"{m['images_per_s']:.1f}", f"{m['images']}",
              "" if m["peak_mb"] is None else f"{m['peak_mb']:.0f}"]
             for r in results for name, m in r["measures"].items()]
     ratios = [[r["device"], name, f"{value:.2f}"] for r in results for name, value in r["ratios"].items()]
-    settings = (f"{opt.arch}, batch {opt.batch_size}, {opt.num_workers} workers, amp {opt.amp}, "
-                f"{opt.image_size} px PNGs, crop {opt.crop_size}, torch {torch.__version__}")
+    settings = (f"{cfg.arch}, batch {cfg.batch_size}, {cfg.num_workers} workers, amp {cfg.amp}, "
+                f"{cfg.image_size} px PNGs, crop {cfg.crop_size}, torch {torch.__version__}")
     hardware = "; ".join(f"{r['device']}: {r['hardware']}" for r in results)
     return "\n".join([f"Settings: {settings}. Hardware: {hardware}.", "",
                       markdown_table(["device", "measurement", "images/s", "images", "peak memory MB"], rows), "",
                       markdown_table(["device", "ratio", "value"], ratios), ""])
 
 
-def run_benchmark(opt: argparse.Namespace) -> list[dict[str, Any]]:
-    devices = opt.devices or (("cpu", "cuda") if torch.cuda.is_available() else ("cpu",))
-    claim_folder(opt.out, ("benchmark.json", "benchmark.md"), opt.overwrite)
+def run_benchmark(cfg: BenchmarkConfig) -> list[dict[str, Any]]:
+    devices = cfg.devices or (("cpu", "cuda") if torch.cuda.is_available() else ("cpu",))
+    claim_folder(cfg.out, ("benchmark.json", "benchmark.md"), cfg.overwrite)
     results = []
     for name in devices:
         device = resolve_device(name)
         with tempfile.TemporaryDirectory(prefix="benchmark_") as work:
-            results.append(benchmark_device(device, opt, Path(work)))
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(opt).items()}
-    (opt.out / "benchmark.json").write_text(json.dumps({"settings": settings, "torch": torch.__version__,
+            results.append(benchmark_device(device, cfg, Path(work)))
+    settings = config_dict(cfg)
+    (cfg.out / "benchmark.json").write_text(json.dumps({"settings": settings, "torch": torch.__version__,
                                                         "results": results}, indent=2) + "\n")
-    text = _markdown(results, opt)
-    (opt.out / "benchmark.md").write_text("# benchmark.py\n\n" + text)
+    text = _markdown(results, cfg)
+    (cfg.out / "benchmark.md").write_text("# benchmark.py\n\n" + text)
     print("\n" + text)
     return results

@@ -7,7 +7,6 @@ and runs the demo on one real and one fake test image.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import shutil
@@ -16,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from commands.demo import DemoConfig, run_demo
 from data.minibench import MiniConfig, build
-from options import parse_demo_options, parse_eval_options, parse_train_options
-from options.options import runtime_flags
-from util.demo import run_demo
-from util.engine import completed_run, train
-from util.errors import UserError
-from util.evaluation import evaluate
+from engine.evaluation import EvalConfig, evaluate
+from engine.inference import Runtime
+from engine.training import TrainConfig, completed_run, train
+from util.errors import ConfigError, UserError
+from util.records import command_line
 from util.report import markdown_table, write_csv
 
 
@@ -49,24 +48,51 @@ PRESETS = {
     # Batch 64 and LR drops matter: batch 32 for 12 epochs at a constant LR gave AP 0.91 on the training generator.
     "default": Preset(MiniConfig(train_per_class=800, val_per_class=100), crop_size=32, epochs=30, batch_size=64),
 }
-BLUR_JPG_PROB = "0.1"  # the paper's Blur+JPEG (0.1) model
+BLUR_JPG_PROB = 0.1  # the paper's Blur+JPEG (0.1) model
 
 
-def _train_detector(opt: argparse.Namespace, preset: Preset, manifest: dict[str, Any]) -> Path:
+@dataclass(frozen=True, kw_only=True)
+class QuickstartConfig(Runtime):
+    """One quickstart.py run. Field names are quickstart.py's flags."""
+
+    root: Path = Path("dataset/mini")
+    """Where the benchmark is built."""
+    size: str = "default"
+    """A key of PRESETS."""
+    seed: int = 0
+    """Seeds the benchmark and the training."""
+    real_dir: Path | None = None
+    """Your own folder of photographs instead of the packaged ones."""
+    retrain: bool = False
+    """Train again even if this detector exists."""
+    checkpoints_dir: Path = Path("./checkpoints")
+    results_dir: Path = Path("results")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.size not in PRESETS:
+            raise ConfigError(f"--size {self.size}: choose one of {', '.join(PRESETS)}")
+
+
+def train_config(cfg: QuickstartConfig) -> TrainConfig:
+    """The detector's training run for this quickstart."""
+    preset = PRESETS[cfg.size]
+    return TrainConfig(
+        dataroot=cfg.root, name=f"quickstart_{cfg.size}_seed{cfg.seed}", checkpoints_dir=cfg.checkpoints_dir,
+        arch="resnet18", no_pretrained=True, no_resize=True, crop_size=preset.crop_size,
+        batch_size=preset.batch_size, lr=preset.lr, epochs=preset.epochs, patience=preset.patience,
+        blur_prob=BLUR_JPG_PROB, blur_sig=(0.0, 3.0), jpg_prob=BLUR_JPG_PROB, jpg_method=("cv2", "pil"),
+        jpg_qual=(30, 100), loss_freq=20, seed=cfg.seed, **cfg.runtime)
+
+
+def _train_detector(cfg: QuickstartConfig, manifest: dict[str, Any]) -> Path:
     """The run's best checkpoint: trained now, or reused when it was trained, to the end, with this recipe on
     this very benchmark build."""
-    name = f"quickstart_{opt.size}_seed{opt.seed}"
-    run_dir = opt.checkpoints_dir / name
+    train_cfg = train_config(cfg)
+    run_dir = train_cfg.run_dir
     stamp = run_dir / "benchmark_manifest.json"
-    args = ["--dataroot", str(opt.root), "--name", name, "--checkpoints_dir", str(opt.checkpoints_dir),
-            "--arch", "resnet18", "--no_pretrained", "--no_resize", "--crop_size", str(preset.crop_size),
-            "--batch_size", str(preset.batch_size), "--lr", str(preset.lr), "--epochs", str(preset.epochs),
-            "--patience", str(preset.patience), "--blur_prob", BLUR_JPG_PROB, "--blur_sig", "0.0,3.0",
-            "--jpg_prob", BLUR_JPG_PROB, "--jpg_method", "cv2,pil", "--jpg_qual", "30,100", "--loss_freq", "20",
-            "--seed", str(opt.seed), *runtime_flags(opt)]
-    train_opt = parse_train_options(args)
-    if run_dir.exists() and not opt.retrain:
-        if stamp.is_file() and json.loads(stamp.read_text()) == manifest and completed_run(train_opt):
+    if run_dir.exists() and not cfg.retrain:
+        if stamp.is_file() and json.loads(stamp.read_text()) == manifest and completed_run(train_cfg):
             print(f"detector: reusing {run_dir / 'best.pth'} (trained on this benchmark; --retrain to train again)")
             return run_dir / "best.pth"
         raise UserError(f"{run_dir} holds an unfinished run, or one trained with other settings or on another "
@@ -74,8 +100,8 @@ def _train_detector(opt: argparse.Namespace, preset: Preset, manifest: dict[str,
     if run_dir.exists():
         print(f"detector: --retrain: removing {run_dir}")
         shutil.rmtree(run_dir)
-    print("detector: python train.py " + " ".join(args), flush=True)
-    train(train_opt)
+    print("detector: python train.py " + " ".join(command_line(train_cfg)), flush=True)
+    train(train_cfg)
     stamp.write_text(json.dumps(manifest, indent=2) + "\n")
     return run_dir / "best.pth"
 
@@ -99,36 +125,36 @@ def _table(rows: list[dict[str, Any]], manifest: dict[str, Any]) -> tuple[list[d
     return table, markdown_table(header, body)
 
 
-def run_quickstart(opt: argparse.Namespace) -> list[dict[str, Any]]:
+def run_quickstart(cfg: QuickstartConfig) -> list[dict[str, Any]]:
     start = time.perf_counter()
-    preset = PRESETS[opt.size]
-    cfg = dataclasses.replace(preset.bench, seed=opt.seed, real_dir=None if opt.real_dir is None else str(opt.real_dir))
-    manifest = build(opt.root, cfg)
+    bench = dataclasses.replace(PRESETS[cfg.size].bench, seed=cfg.seed,
+                                real_dir=None if cfg.real_dir is None else str(cfg.real_dir))
+    manifest = build(cfg.root, bench)
     built = time.perf_counter()
-    checkpoint = _train_detector(opt, preset, manifest)
+    checkpoint = _train_detector(cfg, manifest)
     trained = time.perf_counter()
 
-    generators = [cfg.train_generator, *cfg.test_generators]
     name = checkpoint.parent.name
-    rows = evaluate(parse_eval_options([
-        "--dataroot", str(opt.root / "test"), "--model_path", str(checkpoint), "--sets", ",".join(generators),
-        "--no_crop", "--calibrate_on", str(opt.root / "val"), "--overwrite", "--results_dir",
-        str(opt.results_dir), "--name", name, "--batch_size", "64", *runtime_flags(opt)]))
+    eval_cfg = EvalConfig(dataroot=cfg.root / "test", model_path=checkpoint,
+                          sets=(bench.train_generator, *bench.test_generators), no_crop=True,
+                          calibrate_on=str(cfg.root / "val"), overwrite=True, results_dir=cfg.results_dir, name=name,
+                          batch_size=64, **cfg.runtime)
+    rows = evaluate(eval_cfg)
     table, text = _table(rows, manifest)
-    out_dir = opt.results_dir / name
+    out_dir = eval_cfg.out_dir
     write_csv(out_dir / "quickstart.csv", table, list(table[0]))
     elapsed = {"build_s": built - start, "train_s": trained - built, "eval_s": time.perf_counter() - trained}
     times = ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in elapsed.items())
     (out_dir / "quickstart.md").write_text(
-        f"# Mini-benchmark ({opt.size}, seed {opt.seed})\n\nDetector: ResNet-18 from scratch, Blur+JPEG "
-        f"({BLUR_JPG_PROB}), trained on `{cfg.train_generator}` fakes. Trivial baselines: one statistic per image, "
+        f"# Mini-benchmark ({cfg.size}, seed {cfg.seed})\n\nDetector: ResNet-18 from scratch, Blur+JPEG "
+        f"({BLUR_JPG_PROB}), trained on `{bench.train_generator}` fakes. Trivial baselines: one statistic per image, "
         f"best direction.\n\n{text}\n\nTime: {times}.\n")
     print(f"\n{text}\n")
 
-    test_set = opt.root / "test" / cfg.train_generator
+    test_set = cfg.root / "test" / bench.train_generator
     for label in ("0_real", "1_fake"):
         image = sorted((test_set / label).iterdir())[0]
         print(f"demo: {image}")
-        run_demo(parse_demo_options(["-f", str(image), "-m", str(checkpoint), *runtime_flags(opt)]))
+        run_demo(DemoConfig(file=str(image), model_path=checkpoint, **cfg.runtime))
     print(f"\nquickstart done in {time.perf_counter() - start:.0f} s ({times}); results in {out_dir}")
     return table

@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
-import argparse
 import glob
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from data import BadImage, EvalTransform, Sample, is_set_folder, list_images, load_rgb, scan_folder
 from data.datasets import IMAGE_EXTENSIONS
+from engine.inference import Runtime, Scored, load_detector, score_samples
 from util.distributed import resolve_device
 from util.errors import UserError
-from util.evaluation import Scored, load_detector, score_samples
 from util.metrics import binary_metrics
 from util.report import write_csv
 
 UNLABELED = -1
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoConfig(Runtime):
+    """One demo.py run. Field names are demo.py's flags."""
+
+    file: str = ""
+    """An image, a folder (a 0_real/1_fake folder also reports AP) or a glob pattern."""
+    model_path: Path = Path("weights/blur_jpg_prob0.5.pth")
+    arch: str | None = None
+    """Backbone (None: the one saved in the checkpoint, else resnet50)."""
+    crop: int | None = None
+    """Center-crop to this size first (None: the whole image, as the authors' demo)."""
+    out: Path | None = None
+    """Also write path,label,logit,prob rows to this CSV."""
+    batch_size: int = 16
+    strict: bool = False
+    """In a folder, an unreadable image is an error (exit status 2)."""
 
 
 def is_single_file(target: str) -> bool:
@@ -43,26 +61,26 @@ def collect(target: str) -> list[Sample]:
     return samples
 
 
-def run_demo(opt: argparse.Namespace) -> Scored:
-    samples = collect(opt.file)
-    device = resolve_device(opt.device)
-    model = load_detector(opt.model_path, opt.arch, device)
-    scored, skipped = score_samples(model, samples, EvalTransform(crop_size=opt.crop), batch_size=opt.batch_size,
-                                    num_workers=opt.num_workers if len(samples) > 1 else 0, device=device,
-                                    amp=opt.amp, progress=len(samples) > 1)
-    if is_single_file(opt.file):
+def run_demo(cfg: DemoConfig) -> Scored:
+    samples = collect(cfg.file)
+    device = resolve_device(cfg.device)
+    model = load_detector(cfg.model_path, cfg.arch, device)
+    scored, skipped = score_samples(model, samples, EvalTransform(crop_size=cfg.crop), batch_size=cfg.batch_size,
+                                    num_workers=cfg.num_workers if len(samples) > 1 else 0, device=device,
+                                    amp=cfg.amp, progress=len(samples) > 1)
+    if is_single_file(cfg.file):
         if skipped:  # the file passed the check in collect() but failed to decode in full
             raise BadImage(skipped[0][0].path, skipped[0][1])
         print(f"probability of being synthetic: {100 * scored.probs[0]:.2f}%")
     else:
         _report(scored, skipped)
-    if opt.out is not None:
+    if cfg.out is not None:
         rows = [{**row, "label": None if row["label"] == UNLABELED else row["label"]} for row in scored.rows()]
-        write_csv(opt.out, rows, ("path", "label", "logit", "prob"))
+        write_csv(cfg.out, rows, ("path", "label", "logit", "prob"))
         if skipped:
-            write_csv(opt.out.with_name(opt.out.stem + "_skipped.csv"),
+            write_csv(cfg.out.with_name(cfg.out.stem + "_skipped.csv"),
                       [{"path": s.path, "reason": reason} for s, reason in skipped], ("path", "reason"))
-    if skipped and opt.strict:
+    if skipped and cfg.strict:
         raise UserError(f"{len(skipped)} images could not be read; --strict makes that an error")
     return scored
 

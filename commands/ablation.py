@@ -9,21 +9,45 @@ redone). Validation uses the same classes as training.
 
 from __future__ import annotations
 
-import argparse
-import copy
+import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from data import find_test_sets
-from options import parse_eval_options
-from options.options import runtime_flags
-from util.engine import completed_run, train
-from util.errors import UserError
-from util.evaluation import evaluate
+from data import PROTOCOLS, find_test_sets
+from engine.evaluation import EvalConfig, evaluate
+from engine.training import TrainConfig, completed_run, train
+from util.errors import ConfigError, UserError
+from util.plots import pyplot
 from util.report import claim_folder, markdown_table, write_csv
+
+
+@dataclass(frozen=True, kw_only=True)
+class AblationConfig:
+    """analyze.py ablation: the training runs' shared settings and how to evaluate them."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """Every run's recipe; each run replaces ``classes`` and ``name``."""
+    num_classes: tuple[int, ...] = (2, 4, 8, 16, 20)
+    """Training-class counts; nested subsets, chosen by the training seed."""
+    test_dataroot: Path = Path("./dataset/test")
+    test_sets: tuple[str, ...] | None = None
+    """Test sets (None: the training protocol's, else every set found)."""
+    eval_crop_size: int = 224
+    eval_no_crop: bool = False
+    eval_batch_size: int = 64
+    results_dir: Path = Path("results")
+    """ablation.csv/.md/.png go to <results_dir>/<train.name>/."""
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.test_sets is None and self.train.protocol is not None:
+            object.__setattr__(self, "test_sets", PROTOCOLS[self.train.protocol].test_sets)
+        if self.eval_no_crop and self.eval_crop_size != type(self).eval_crop_size:
+            raise ConfigError("--eval_crop_size has no effect with --eval_no_crop; leave it out")
 
 
 def class_subsets(classes: Sequence[str], counts: Sequence[int], seed: int) -> list[tuple[str, ...]]:
@@ -35,21 +59,17 @@ def class_subsets(classes: Sequence[str], counts: Sequence[int], seed: int) -> l
     return [tuple(sorted(classes[i] for i in order[:k])) for k in counts]
 
 
-def _all_classes(opt: argparse.Namespace) -> list[str]:
-    if opt.classes:
-        return list(opt.classes)
-    folder = opt.dataroot / opt.train_split
+def _all_classes(cfg: TrainConfig) -> list[str]:
+    if cfg.classes:
+        return list(cfg.classes)
+    folder = cfg.dataroot / cfg.train_split
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder")
     return sorted(p.name for p in folder.iterdir() if p.is_dir())
 
 
 def plot_ablation(path: Path, rows: Sequence[dict[str, Any]], sets: Sequence[str], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     counts = [r["num_classes"] for r in rows]
     fig, axis = plt.subplots(figsize=(6, 4), constrained_layout=True)
     for name in sets:
@@ -65,31 +85,28 @@ def plot_ablation(path: Path, rows: Sequence[dict[str, Any]], sets: Sequence[str
     plt.close(fig)
 
 
-def run_ablation(opt: argparse.Namespace, train_opt: argparse.Namespace) -> list[dict[str, Any]]:
+def run_ablation(cfg: AblationConfig) -> list[dict[str, Any]]:
     """analyze.py ablation: one training and one evaluation per class count; writes ablation.csv/.md/.png to
-    ``<results_dir>/<name>/``. ``train_opt`` holds the train.py options shared by every run."""
-    subsets = class_subsets(_all_classes(train_opt), opt.num_classes, train_opt.seed)
-    sets = [name for name, _ in find_test_sets(opt.test_dataroot, opt.test_sets)]
-    out = opt.results_dir / train_opt.name
-    claim_folder(out, ("ablation.csv", "ablation.md", "ablation.png"), opt.overwrite)
+    ``<results_dir>/<train.name>/``."""
+    base = cfg.train
+    subsets = class_subsets(_all_classes(base), cfg.num_classes, base.seed)
+    sets = [name for name, _ in find_test_sets(cfg.test_dataroot, cfg.test_sets)]
+    out = cfg.results_dir / base.name
+    claim_folder(out, ("ablation.csv", "ablation.md", "ablation.png"), cfg.overwrite)
     rows = []
-    for k, subset in zip(opt.num_classes, subsets, strict=True):
-        run = copy.copy(train_opt)
-        run.classes, run.name = subset, f"{train_opt.name}_classes{k}"
+    for k, subset in zip(cfg.num_classes, subsets, strict=True):
+        # The protocol named the full class list; each run records its own subset instead.
+        run = dataclasses.replace(base, classes=subset, protocol=None, name=f"{base.name}_classes{k}")
         print(f"=== {k} classes: {', '.join(subset)}", flush=True)
         if completed_run(run):
-            print(f"reusing {run.checkpoints_dir / run.name} (trained to its end with these options)")
+            print(f"reusing {run.run_dir} (trained to its end with these options)")
         else:
             train(run)
-        eval_args = ["--dataroot", str(opt.test_dataroot), "--sets", ",".join(sets),
-                     "--model_path", str(run.checkpoints_dir / run.name / "best.pth"),
-                     "--results_dir", str(opt.results_dir), "--name", run.name, "--overwrite",
-                     "--batch_size", str(opt.eval_batch_size), *runtime_flags(train_opt)]
-        if opt.eval_no_crop:
-            eval_args.append("--no_crop")
-        else:
-            eval_args += ["--crop_size", str(opt.eval_crop_size)]
-        summary = {r["set"]: r for r in evaluate(parse_eval_options(eval_args))}
+        eval_cfg = EvalConfig(dataroot=cfg.test_dataroot, sets=tuple(sets), model_path=run.run_dir / "best.pth",
+                              results_dir=cfg.results_dir, name=run.name, overwrite=True,
+                              batch_size=cfg.eval_batch_size, no_crop=cfg.eval_no_crop,
+                              crop_size=cfg.eval_crop_size, **base.runtime)
+        summary = {r["set"]: r for r in evaluate(eval_cfg)}
         rows.append({"num_classes": k, "classes": " ".join(subset), **{n: summary[n]["ap"] for n in sets},
                      "mean_ap": summary["mean"]["ap"], "mean_acc": summary["mean"]["acc"]})
         write_csv(out / "ablation.csv", rows, list(rows[0]))  # after every run: a partial ablation is kept
@@ -98,8 +115,8 @@ def run_ablation(opt: argparse.Namespace, train_opt: argparse.Namespace) -> list
     body = [[str(r["num_classes"]), *(f"{100 * r[n]:.1f}" for n in sets), f"{100 * r['mean_ap']:.1f}",
              f"{100 * r['mean_acc']:.1f}"] for r in rows]
     table = markdown_table(header, body)
-    (out / "ablation.md").write_text(f"# Class-diversity ablation: {train_opt.name}\n\nAP % per test set by the "
+    (out / "ablation.md").write_text(f"# Class-diversity ablation: {base.name}\n\nAP % per test set by the "
                                      f"number of training classes (subsets: ablation.csv).\n\n{table}\n")
-    plot_ablation(out / "ablation.png", rows, sets, f"{train_opt.name}: AP vs training classes")
+    plot_ablation(out / "ablation.png", rows, sets, f"{base.name}: AP vs training classes")
     print(f"\n{table}\n\nwrote {out}/ablation.csv, ablation.md, ablation.png")
     return rows

@@ -9,8 +9,6 @@ up to ``--max_bad_fraction`` per split).
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import csv
 import io
 import json
@@ -22,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from scipy.special import expit
 from torch import nn
@@ -31,24 +28,127 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from data import (
+    AugmentConfig,
     ImageDataset,
     SeededSampler,
     TrainTransform,
     ValTransform,
-    augment_config,
     balanced_weights,
     collate,
+    protocol_list,
     scan_folder,
 )
-from networks import build_model
-from options.options import describe_options, options_dict, save_options, train_parser
+from data.transforms import JPEG_ENCODERS, PIL_INTERPOLATION
+from engine.early_stopping import EarlyStopping
+from engine.inference import Runtime, autocast, input_memory_format, memory_format, predict
+from networks import ARCHS, build_model
 from util import distributed
 from util.checkpoint import extract_state_dict, load_checkpoint, load_weights, save_checkpoint, unwrap
-from util.early_stopping import EarlyStopping
-from util.errors import Interrupted, UserError
+from util.errors import ConfigError, Interrupted, UserError
 from util.metrics import binary_metrics
+from util.records import config_dict, describe_config, save_config
 
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig(Runtime):
+    """One training run: the paper's recipe by default. Field names are train.py's flags."""
+
+    # data
+    dataroot: Path = Path("./dataset/")
+    """Holds <train_split>/<class>/{0_real,1_fake} and <val_split>/..."""
+    classes: tuple[str, ...] | None = None
+    """Classes to train on (None: every class folder found, or the protocol's)."""
+    protocol: str | None = None
+    """A named protocol (data.PROTOCOLS) that sets ``classes``."""
+    train_split: str = "train"
+    val_split: str = "val"
+    max_bad_fraction: float = 0.01
+    """Unreadable images are skipped and listed; more than this fraction of a split is an error."""
+    batch_size: int = 64
+    """Images per step, per process."""
+    serial_batches: bool = False
+    """Keep file order instead of shuffling."""
+    class_bal: bool = False
+    """Sample real and fake images with equal probability (with replacement)."""
+    # preprocessing and augmentation
+    load_size: int = 256
+    crop_size: int = 224
+    no_resize: bool = False
+    no_crop: bool = False
+    no_flip: bool = False
+    rz_interp: tuple[str, ...] = ("bilinear",)
+    blur_prob: float = 0.0
+    blur_sig: tuple[float, float] = (0.5, 0.5)
+    jpg_prob: float = 0.0
+    jpg_method: tuple[str, ...] = ("cv2",)
+    jpg_qual: tuple[int, int] = (75, 75)
+    val_perturb: bool = False
+    """Also blur/JPEG validation images as the authors' code did (fixed per image)."""
+    # model
+    arch: str = "resnet50"
+    init_gain: float = 0.02
+    pretrained_path: Path | None = None
+    no_pretrained: bool = False
+    # optimization
+    optim: str = "adam"
+    lr: float = 1e-4
+    beta1: float = 0.9
+    epochs: int = 10000
+    """At most this many epochs; early stopping usually ends training sooner."""
+    patience: int = 5
+    """Epochs without validation-accuracy gain before the LR is divided by 10."""
+    # run folder and checkpoints
+    name: str = "experiment_name"
+    checkpoints_dir: Path = Path("./checkpoints")
+    loss_freq: int = 400
+    save_latest_freq: int = 2000
+    save_epoch_freq: int = 20
+    continue_train: bool = False
+    epoch: str = "latest"
+    """Checkpoint to resume from: latest, best or an epoch number."""
+    new_optim: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        defaults = type(self)  # the class attributes hold the fields' defaults
+        if self.protocol is not None:  # opt.json then records the classes it stands for
+            object.__setattr__(self, "classes", protocol_list(self.protocol, "classes", self.classes, "--classes"))
+        if self.arch not in ARCHS:
+            raise ConfigError(f"--arch {self.arch}: choose one of {', '.join(ARCHS)}")
+        if self.optim not in OPTIMIZERS:
+            raise ConfigError(f"--optim {self.optim}: choose one of {', '.join(OPTIMIZERS)}")
+        unknown = [v for v in self.rz_interp if v not in PIL_INTERPOLATION]
+        unknown += [v for v in self.jpg_method if v not in JPEG_ENCODERS]
+        if unknown:
+            raise ConfigError(f"unknown interpolation or JPEG method {unknown[0]!r}")
+        if not self.no_resize and not self.no_crop and self.crop_size > self.load_size:
+            raise ConfigError(f"--crop_size {self.crop_size} exceeds --load_size {self.load_size}")
+        ignored = [("--crop_size", "--no_crop", self.no_crop and self.crop_size != defaults.crop_size),
+                   ("--load_size", "--no_resize", self.no_resize and self.load_size != defaults.load_size),
+                   ("--rz_interp", "--no_resize", self.no_resize and self.rz_interp != defaults.rz_interp),
+                   ("--beta1", "--optim sgd", self.optim == "sgd" and self.beta1 != defaults.beta1),
+                   ("--pretrained_path", "--no_pretrained", self.no_pretrained and self.pretrained_path is not None),
+                   ("--new_optim", "no --continue_train", self.new_optim and not self.continue_train),
+                   ("--epoch", "no --continue_train", self.epoch != defaults.epoch and not self.continue_train)]
+        for flag, reason, clash in ignored:
+            if clash:
+                raise ConfigError(f"{flag} has no effect with {reason}; leave it out")
+        if not (self.epoch in ("latest", "best") or self.epoch.isdigit()):
+            raise ConfigError(f"--epoch {self.epoch!r}: give latest, best or an epoch number")
+
+    def augment(self) -> AugmentConfig:
+        """The training-transform settings."""
+        return AugmentConfig(load_size=self.load_size, crop_size=self.crop_size, resize=not self.no_resize,
+                             crop=not self.no_crop, flip=not self.no_flip, rz_interp=tuple(self.rz_interp),
+                             blur_prob=self.blur_prob, blur_sig=tuple(self.blur_sig), jpg_prob=self.jpg_prob,
+                             jpg_method=tuple(self.jpg_method), jpg_qual=tuple(self.jpg_qual))
+
+    @property
+    def run_dir(self) -> Path:
+        return self.checkpoints_dir / self.name
 
 
 @dataclass
@@ -61,79 +161,22 @@ class Progress:
     finished: bool = False
 
 
-def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
-    if amp == "off":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp])
-
-
-def make_loader(dataset: ImageDataset, sampler: SeededSampler, opt: argparse.Namespace, device: torch.device,
+def make_loader(dataset: ImageDataset, sampler: SeededSampler, cfg: TrainConfig, device: torch.device,
                 train: bool) -> DataLoader:
     return DataLoader(
         dataset,
-        batch_size=opt.batch_size,
+        batch_size=cfg.batch_size,
         sampler=sampler,
-        num_workers=opt.num_workers,
+        num_workers=cfg.num_workers,
         collate_fn=collate,
         pin_memory=device.type == "cuda",
-        persistent_workers=opt.num_workers > 0,
+        persistent_workers=cfg.num_workers > 0,
         # A last batch of one image would break BatchNorm in training; the sampler reshuffles every epoch.
         drop_last=train,
     )
 
 
-@dataclass(frozen=True)
-class Predictions:
-    """Per-sample outputs in dataset order: the readable samples' indices, labels and logits, and the unreadable
-    ones' reasons by index."""
-
-    indices: np.ndarray
-    labels: np.ndarray
-    logits: np.ndarray
-    skipped: dict[int, str]
-
-
-@torch.no_grad()
-def predict(model: nn.Module, loader: DataLoader, device: torch.device, amp: str,
-            progress: bool = False, desc: str = "validate") -> Predictions:
-    """Outputs for every sample of the loader's dataset, gathered from all processes."""
-    model.eval()
-    layout = input_memory_format(model)
-    indices, labels, logits, skipped = [], [], [], []
-    for batch in tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True):
-        skipped.extend(batch.skipped)
-        if len(batch.indices) == 0:
-            continue
-        images = batch.images.to(device, non_blocking=True, memory_format=layout)
-        with autocast(device, amp):
-            logits.append(model(images).squeeze(1).float())
-        labels.append(batch.labels.to(device))
-        indices.append(batch.indices.to(device))
-    empty = torch.empty(0, device=device)
-    kept, (labels_all, logits_all) = distributed.gather_by_index(
-        torch.cat(indices) if indices else empty, torch.cat(labels) if labels else empty,
-        torch.cat(logits) if logits else empty)
-    skipped_all = dict(distributed.gather_objects(skipped))
-    if len(kept) + len(skipped_all) != len(loader.dataset):
-        raise RuntimeError(f"gathered {len(kept)} + {len(skipped_all)} skipped samples of {len(loader.dataset)}")
-    return Predictions(kept, labels_all.astype(np.int64), logits_all.astype(np.float32), skipped_all)
-
-
-def memory_format(device: torch.device) -> torch.memory_format:
-    """The default layout of a model on ``device``."""
-    # channels_last speeds up convolutions on CUDA tensor cores; on CPU it gains nothing here.
-    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
-
-
-def input_memory_format(model: nn.Module) -> torch.memory_format:
-    """Batches take the layout of the model's first convolution, so that no layer converts them again."""
-    weight = next((p for p in model.parameters() if p.dim() == 4), None)
-    channels_last = weight is not None and not weight.is_contiguous() \
-        and weight.is_contiguous(memory_format=torch.channels_last)
-    return torch.channels_last if channels_last else torch.contiguous_format
-
-
-def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
+def train_step(model: nn.Module, *, images: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
                scaler: torch.amp.GradScaler, device: torch.device, amp: str) -> float:
     """One optimization step; returns the loss, refusing to step on a non-finite one."""
     with autocast(device, amp):
@@ -180,86 +223,86 @@ def _checkpoint_name(which: str) -> str:
     return f"epoch_{which}.pth" if which.isdigit() else f"{which}.pth"
 
 
-def _make_optimizer(opt: argparse.Namespace, model: nn.Module) -> torch.optim.Optimizer:
-    if opt.optim == "adam":
-        return torch.optim.Adam(model.parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
-    return torch.optim.SGD(model.parameters(), lr=opt.lr, momentum=0.0)
+def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if cfg.optim == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.0)
 
 
-def _datasets(opt: argparse.Namespace) -> tuple[ImageDataset, ImageDataset]:
-    cfg = augment_config(opt)
-    train_samples = scan_folder(opt.dataroot / opt.train_split, opt.classes)
-    val_samples = scan_folder(opt.dataroot / opt.val_split, opt.classes)
-    return (ImageDataset(train_samples, TrainTransform(cfg), seed=opt.seed),
-            ImageDataset(val_samples, ValTransform(cfg, perturb=opt.val_perturb), seed=opt.seed))
+def _datasets(cfg: TrainConfig) -> tuple[ImageDataset, ImageDataset]:
+    augment = cfg.augment()
+    train_samples = scan_folder(cfg.dataroot / cfg.train_split, cfg.classes)
+    val_samples = scan_folder(cfg.dataroot / cfg.val_split, cfg.classes)
+    return (ImageDataset(train_samples, TrainTransform(augment), seed=cfg.seed),
+            ImageDataset(val_samples, ValTransform(augment, perturb=cfg.val_perturb), seed=cfg.seed))
 
 
-# Options that change where or how fast a run computes, or when it gives up, not its weights.
-_RUNTIME_OPTIONS = ("device", "num_workers", "debug", "max_bad_fraction")
+# Settings that change where or how fast a run computes, or when it gives up, not its weights.
+_RUNTIME_FIELDS = ("device", "num_workers", "debug", "max_bad_fraction")
 
 
-def completed_run(opt: argparse.Namespace) -> bool:
-    """Whether ``opt``'s run folder holds a run trained to its end with these very options (runtime aside)."""
-    latest = opt.checkpoints_dir / opt.name / "latest.pth"
+def completed_run(cfg: TrainConfig) -> bool:
+    """Whether ``cfg``'s run folder holds a run trained to its end with this very recipe (runtime aside)."""
+    latest = cfg.run_dir / "latest.pth"
     if not latest.is_file():
         return False
     checkpoint = load_checkpoint(latest)
-    recipe = {k: v for k, v in options_dict(opt).items() if k not in _RUNTIME_OPTIONS}
-    # An option added since the run was saved counts as its default, which keeps the earlier behaviour.
-    saved = {**options_dict(train_parser().parse_args([])), **checkpoint["options"]}
-    saved = {k: v for k, v in saved.items() if k not in _RUNTIME_OPTIONS}
+    recipe = {k: v for k, v in config_dict(cfg).items() if k not in _RUNTIME_FIELDS}
+    # A setting added since the run was saved counts as its default, which keeps the earlier behaviour.
+    saved = {**config_dict(TrainConfig()), **checkpoint["options"]}
+    saved = {k: v for k, v in saved.items() if k not in _RUNTIME_FIELDS}
     progress = checkpoint["progress"]
-    return saved == recipe and (progress["finished"] or progress["epochs_done"] >= opt.epochs)
+    return saved == recipe and (progress["finished"] or progress["epochs_done"] >= cfg.epochs)
 
 
-def train(opt: argparse.Namespace) -> dict[str, Any]:
-    """Run (or resume) training as the options say; returns the best validation accuracy and its epoch."""
-    process, device = distributed.setup(opt.device)
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Run (or resume) training as ``cfg`` says; returns the best validation accuracy and its epoch."""
+    process, device = distributed.setup(cfg.device)
     try:
-        return _train(opt, process, device)
+        return _train(cfg, process, device)
     finally:
         distributed.teardown()
 
 
-def _train(opt: argparse.Namespace, process: distributed.Process, device: torch.device) -> dict[str, Any]:
-    run_dir = opt.checkpoints_dir / opt.name
-    resume, resume_path = None, run_dir / _checkpoint_name(opt.epoch)
-    if opt.continue_train:
+def _train(cfg: TrainConfig, process: distributed.Process, device: torch.device) -> dict[str, Any]:
+    run_dir = cfg.run_dir
+    resume, resume_path = None, run_dir / _checkpoint_name(cfg.epoch)
+    if cfg.continue_train:
         resume = load_checkpoint(resume_path)
     elif (run_dir / "latest.pth").exists():
         raise UserError(f"{run_dir} already holds a run: pass --continue_train to resume it, or pick another --name")
     if process.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        print(describe_options(train_parser(), opt))
+        print(describe_config(cfg))
         # A resume keeps the run's first opt.json and records its own options beside it.
         name = f"opt_resume_step{resume['progress']['total_steps']}.json" if resume is not None else "opt.json"
-        save_options(opt, run_dir / name)
+        save_config(cfg, run_dir / name)
 
     # The model comes first so that a failed ImageNet download stops the run before any data is scanned.
-    torch.manual_seed(opt.seed)  # the new head's initialization
-    model = build_model(opt.arch, pretrained=not opt.no_pretrained and resume is None,
-                        pretrained_path=opt.pretrained_path if resume is None else None, init_gain=opt.init_gain)
-    train_set, val_set = _datasets(opt)
+    torch.manual_seed(cfg.seed)  # the new head's initialization
+    model = build_model(cfg.arch, pretrained=not cfg.no_pretrained and resume is None,
+                        pretrained_path=cfg.pretrained_path if resume is None else None, init_gain=cfg.init_gain)
+    train_set, val_set = _datasets(cfg)
     train_sampler = SeededSampler(
-        len(train_set), seed=opt.seed, shuffle=not opt.serial_batches,
-        weights=balanced_weights(train_set.labels) if opt.class_bal else None,
+        len(train_set), seed=cfg.seed, shuffle=not cfg.serial_batches,
+        weights=balanced_weights(train_set.labels) if cfg.class_bal else None,
         rank=process.rank, world_size=process.world_size,
     )
     val_sampler = SeededSampler(len(val_set), shuffle=False, rank=process.rank, world_size=process.world_size)
-    batches_per_epoch = train_sampler.per_rank() // opt.batch_size
+    batches_per_epoch = train_sampler.per_rank() // cfg.batch_size
     if batches_per_epoch == 0:
-        raise UserError(f"{opt.dataroot / opt.train_split}: {train_sampler.per_rank()} images per process, "
-                        f"fewer than --batch_size {opt.batch_size}")
-    train_loader = make_loader(train_set, train_sampler, opt, device, train=True)
-    val_loader = make_loader(val_set, val_sampler, opt, device, train=False)
+        raise UserError(f"{cfg.dataroot / cfg.train_split}: {train_sampler.per_rank()} images per process, "
+                        f"fewer than --batch_size {cfg.batch_size}")
+    train_loader = make_loader(train_set, train_sampler, cfg, device, train=True)
+    val_loader = make_loader(val_set, val_sampler, cfg, device, train=False)
 
-    optimizer = _make_optimizer(opt, model)
-    scaler = torch.amp.GradScaler(device.type, enabled=opt.amp == "fp16")
-    stopper = EarlyStopping(patience=opt.patience)
+    optimizer = _make_optimizer(cfg, model)
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+    stopper = EarlyStopping(patience=cfg.patience)
     progress = Progress()
     if resume is not None:
-        load_weights(model, extract_state_dict(resume), str(resume_path), opt.arch)
-        if not opt.new_optim:
+        load_weights(model, extract_state_dict(resume), str(resume_path), cfg.arch)
+        if not cfg.new_optim:
             optimizer.load_state_dict(resume["optimizer"])
             scaler.load_state_dict(resume["scaler"])
         stopper.load_state_dict(resume["early_stopping"])
@@ -267,10 +310,10 @@ def _train(opt: argparse.Namespace, process: distributed.Process, device: torch.
     model.to(device, memory_format=memory_format(device))
     net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if process.world_size > 1 else model
-    run = _Run(opt, process, device, run_dir, model, net, optimizer, scaler, stopper, progress,
-               RunLog(run_dir, process.is_main))
+    run = _Run(cfg=cfg, process=process, device=device, model=net, optimizer=optimizer, scaler=scaler,
+               stopper=stopper, progress=progress, log=RunLog(run_dir, process.is_main))
     try:
-        while not progress.finished and progress.epochs_done < opt.epochs:
+        while not progress.finished and progress.epochs_done < cfg.epochs:
             run.train_epoch(train_loader, batches_per_epoch)
             run.end_epoch(val_loader)
     except KeyboardInterrupt:
@@ -282,16 +325,14 @@ def _train(opt: argparse.Namespace, process: distributed.Process, device: torch.
     return {"best_acc": stopper.best_acc, "best_epoch": stopper.best_epoch, "epochs": progress.epochs_done}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _Run:
     """Everything a training run updates, shared by the steps of its loop."""
 
-    opt: argparse.Namespace
+    cfg: TrainConfig
     process: distributed.Process
     device: torch.device
-    run_dir: Path
-    model: nn.Module  # the bare network (what checkpoints store)
-    net: nn.Module  # the network the loop calls (DDP-wrapped under torchrun)
+    model: nn.Module  # DDP-wrapped under torchrun; checkpoints store the bare network
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     stopper: EarlyStopping
@@ -322,12 +363,16 @@ class _Run:
         """An error when this process met more unreadable images than --max_bad_fraction of the ``share`` of
         ``split`` it reads."""
         count = len(self.bad[split])
-        if count <= self.opt.max_bad_fraction * share:
+        if count <= self.cfg.max_bad_fraction * share:
             return None
         whose = " (this process's share)" if self.process.world_size > 1 and split == "train" else ""
         return UserError(f"{count} of {share:.0f}{whose} {split} images are unreadable, more than --max_bad_fraction "
-                         f"{self.opt.max_bad_fraction:g} (list: {self.run_dir / 'skipped.csv'}); fix or remove "
+                         f"{self.cfg.max_bad_fraction:g} (list: {self.run_dir / 'skipped.csv'}); fix or remove "
                          f"them, or raise the limit")
+
+    @property
+    def run_dir(self) -> Path:
+        return self.cfg.run_dir
 
     def save(self, name: str) -> None:
         if self.process.is_main:
@@ -335,13 +380,13 @@ class _Run:
                 "model": unwrap(self.model).state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(), "total_steps": self.progress.total_steps,
                 "progress": vars(self.progress).copy(), "early_stopping": self.stopper.state_dict(),
-                "options": options_dict(self.opt),
+                "options": config_dict(self.cfg),
             })
 
     def train_epoch(self, loader: DataLoader, batches_per_epoch: int) -> None:
-        opt, progress = self.opt, self.progress
-        loader.sampler.set_epoch(progress.epochs_done, start=progress.batches_done * opt.batch_size)
-        self.net.train()
+        cfg, progress = self.cfg, self.progress
+        loader.sampler.set_epoch(progress.epochs_done, start=progress.batches_done * cfg.batch_size)
+        self.model.train()
         window_start, window_images = time.perf_counter(), 0
         bar = tqdm(loader, desc=f"epoch {progress.epochs_done + 1}", total=batches_per_epoch,
                    initial=progress.batches_done, disable=not self.process.is_main, dynamic_ncols=True)
@@ -359,21 +404,22 @@ class _Run:
             images = batch.images.to(self.device, non_blocking=True, memory_format=layout)
             labels = batch.labels.to(self.device, non_blocking=True)
             try:
-                loss = train_step(self.net, images, labels, self.optimizer, self.scaler, self.device, opt.amp)
+                loss = train_step(self.model, images=images, labels=labels, optimizer=self.optimizer,
+                                  scaler=self.scaler, device=self.device, amp=cfg.amp)
             except FloatingPointError as err:
                 raise UserError(f"training stopped at step {progress.total_steps + 1}: {err}. The last good "
                                 f"checkpoint is {self.run_dir / 'latest.pth'}; try a lower --lr or --amp off") from None
             progress.batches_done += 1
             progress.total_steps += 1
             window_images += len(images) * self.process.world_size
-            if progress.total_steps % opt.loss_freq == 0:
+            if progress.total_steps % cfg.loss_freq == 0:
                 elapsed = time.perf_counter() - window_start
                 self.log.log("train", progress.total_steps, {
                     "epoch": progress.epochs_done + 1, "loss": loss, "lr": self.optimizer.param_groups[0]["lr"],
                     "images_per_s": window_images / max(elapsed, 1e-9)})
                 window_start, window_images = time.perf_counter(), 0
             bar.set_postfix(loss=f"{loss:.4f}")
-            if progress.total_steps % opt.save_latest_freq == 0:
+            if progress.total_steps % cfg.save_latest_freq == 0:
                 self.save("latest.pth")
 
     def _agree(self, usable: bool, stop: bool) -> tuple[bool, bool]:
@@ -387,7 +433,7 @@ class _Run:
     def end_epoch(self, val_loader: DataLoader) -> None:
         """Validate, let early stopping set the LR (or stop), log, and write the checkpoints."""
         progress = self.progress
-        predictions = predict(self.net, val_loader, self.device, self.opt.amp, progress=self.process.is_main)
+        predictions = predict(self.model, val_loader, self.device, self.cfg.amp, progress=self.process.is_main)
         # Every process holds the gathered list, so one logs it and all take the same decision.
         self.skip("val", val_loader.dataset, sorted(predictions.skipped.items()), write=self.process.is_main)
         too_many = self.too_many_bad("val", len(val_loader.dataset))
@@ -409,5 +455,5 @@ class _Run:
         self.save("latest.pth")
         if is_best:
             self.save("best.pth")
-        if epoch % self.opt.save_epoch_freq == 0:
+        if epoch % self.cfg.save_epoch_freq == 0:
             self.save(f"epoch_{epoch}.pth")

@@ -8,7 +8,6 @@ path, so they stay small and show the images as long as the dataset stays where 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import html
 import os
@@ -20,10 +19,28 @@ import numpy as np
 
 from data import BadImage, load_rgb
 from util.errors import UserError
+from util.plots import pyplot
 from util.report import claim_folder
 
 PERCENTILES = (0, 25, 50, 75, 100)
 LABEL_NAMES = {0: "real", 1: "fake"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RankingConfig:
+    """analyze.py ranking. Field names are its flags."""
+
+    scores: Path = Path("results/blur_jpg_prob0.5/scores.csv")
+    """An eval.py scores.csv."""
+    threshold: float = 0.5
+    """Fake when P(fake) > threshold."""
+    max_images: int = 8
+    """Misclassified images shown per kind of mistake and set."""
+    thumbnail: int = 128
+    """Thumbnail side in pixels."""
+    out: Path | None = None
+    """Output folder (None: ranking/ beside the scores)."""
+    overwrite: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,11 +88,7 @@ def _thumbnail(path: str, side: int) -> np.ndarray:
 
 def _gallery(path: Path, rows: Sequence[tuple[str, Sequence[tuple[ScoreRow, str]]]], title: str, side: int) -> None:
     """A grid of images: one row per (row title, [(item, caption), ...]); empty cells stay blank."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     cols = max(1, max(len(cells) for _, cells in rows))
     fig, axes = plt.subplots(len(rows), cols, figsize=(1.9 * cols + 0.6, 2.1 * len(rows)), squeeze=False,
                              constrained_layout=True)
@@ -117,30 +130,30 @@ def _page(name: str, items: Sequence[ScoreRow], threshold: float, out: Path, thu
             + "\n".join(rows) + "</table>\n")
 
 
-def run_ranking(opt: argparse.Namespace) -> Path:
+def run_ranking(cfg: RankingConfig) -> Path:
     """analyze.py ranking: the galleries and pages described in the module docstring; returns the output folder."""
-    sets = read_scores(opt.scores)
-    out = opt.out or opt.scores.parent / "ranking"
-    claim_folder(out, ("fakeness.png", "misclassified_*.png", "*.html"), opt.overwrite)
+    sets = read_scores(cfg.scores)
+    out = cfg.out or cfg.scores.parent / "ranking"
+    claim_folder(out, ("fakeness.png", "misclassified_*.png", "*.html"), cfg.overwrite)
     rows = []
     for name, items in sets.items():
         fakes = [s for s in items if s.label == 1]
         if fakes:
             picks = at_percentiles(fakes)
             rows.append((name, [(s, f"p{p}: {s.prob:.3f}") for p, s in zip(PERCENTILES, picks, strict=True)]))
-        false_fakes, false_reals = misclassified(items, opt.threshold, opt.max_images)
+        false_fakes, false_reals = misclassified(items, cfg.threshold, cfg.max_images)
         if false_fakes or false_reals:
             _gallery(out / f"misclassified_{name}.png",
                      [("real called fake", [(s, f"{s.prob:.3f}") for s in false_fakes]),
                       ("fake called real", [(s, f"{s.prob:.3f}") for s in false_reals])],
-                     f"{name}: most confident mistakes at threshold {opt.threshold:g}", opt.thumbnail)
-        (out / f"{name}.html").write_text(_page(name, items, opt.threshold, out, opt.thumbnail))
+                     f"{name}: most confident mistakes at threshold {cfg.threshold:g}", cfg.thumbnail)
+        (out / f"{name}.html").write_text(_page(name, items, cfg.threshold, out, cfg.thumbnail))
     if rows:
         _gallery(out / "fakeness.png", rows, "Fake images by detector score percentile (low = looks real)",
-                 opt.thumbnail)
+                 cfg.thumbnail)
     links = "".join(f'<li><a href="{html.escape(n)}.html">{html.escape(n)}</a> ({len(items)} images)</li>'
                     for n, items in sets.items())
     (out / "index.html").write_text(f"<!doctype html><meta charset=utf-8><title>predictions</title>"
-                                    f"<h1>Predictions: {html.escape(str(opt.scores))}</h1><ul>{links}</ul>\n")
+                                    f"<h1>Predictions: {html.escape(str(cfg.scores))}</h1><ul>{links}</ul>\n")
     print(f"wrote {out}/fakeness.png, misclassified_<set>.png and index.html ({len(sets)} sets)")
     return out

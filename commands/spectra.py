@@ -8,7 +8,6 @@ images smaller than that side, and unreadable files, are left out and counted.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 from collections.abc import Sequence
@@ -23,9 +22,26 @@ from data import BadImage, Sample, find_test_sets, image_size, load_rgb, scan_fo
 from data.minibench import LUMA
 from data.transforms import center_crop
 from util.errors import UserError
+from util.plots import pyplot
 from util.report import claim_folder
 
 MAX_SIDE = 256  # the paper's test images are 256 px; bigger ones are center-cropped to this
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpectraConfig:
+    """analyze.py spectra. Field names are its flags."""
+
+    dataroot: Path = Path("./dataset/test")
+    sets: tuple[str, ...] | None = None
+    """Sets to analyse (None: all found)."""
+    max_images: int = 2000
+    """Images per set and label, a seeded random choice (the paper: 2000)."""
+    crop_size: int | None = None
+    """Center-crop side (None: the smallest side among the images, at most MAX_SIDE)."""
+    seed: int = 0
+    out: Path = Path("results/spectra")
+    overwrite: bool = False
 
 
 def highpass(gray: np.ndarray) -> np.ndarray:
@@ -93,11 +109,7 @@ def common_side(chosen: Sequence[str], side: int | None) -> int:
 
 def plot_spectra(path: Path, spectra: dict[str, tuple[MeanSpectrum, MeanSpectrum]], title: str) -> None:
     """One row per set, real and fake side by side, log10 amplitude on one colour scale for every panel."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     logs = {name: [np.log10(s.mean + 1e-6) for s in pair] for name, pair in spectra.items()}
     shown = np.concatenate([log.ravel() for pair in logs.values() for log in pair])
     vmin, vmax = np.percentile(shown, [1, 99.9])
@@ -115,18 +127,18 @@ def plot_spectra(path: Path, spectra: dict[str, tuple[MeanSpectrum, MeanSpectrum
     plt.close(fig)
 
 
-def run_spectra(opt: argparse.Namespace) -> dict[str, dict[str, int]]:
+def run_spectra(cfg: SpectraConfig) -> dict[str, dict[str, int]]:
     """analyze.py spectra: writes <out>/spectra.png, <set>_{real,fake}.npy and spectra.json (counts, side)."""
-    sets = [(name, scan_folder(folder)) for name, folder in find_test_sets(opt.dataroot, opt.sets)]
-    chosen = {name: (choose(samples, 0, opt.max_images, opt.seed), choose(samples, 1, opt.max_images, opt.seed))
+    sets = [(name, scan_folder(folder)) for name, folder in find_test_sets(cfg.dataroot, cfg.sets)]
+    chosen = {name: (choose(samples, 0, cfg.max_images, cfg.seed), choose(samples, 1, cfg.max_images, cfg.seed))
               for name, samples in sets}
-    side = common_side([p for pair in chosen.values() for paths in pair for p in paths], opt.crop_size)
-    claim_folder(opt.out, ("spectra.png", "spectra.json", "*_real.npy", "*_fake.npy"), opt.overwrite)
-    spectra, record = {}, {"side": side, "max_images": opt.max_images, "seed": opt.seed, "sets": {}}
+    side = common_side([p for pair in chosen.values() for paths in pair for p in paths], cfg.crop_size)
+    claim_folder(cfg.out, ("spectra.png", "spectra.json", "*_real.npy", "*_fake.npy"), cfg.overwrite)
+    spectra, record = {}, {"side": side, "max_images": cfg.max_images, "seed": cfg.seed, "sets": {}}
     for name, (reals, fakes) in chosen.items():
         pair = (mean_spectrum(reals, side, f"{name} real"), mean_spectrum(fakes, side, f"{name} fake"))
         for label, spectrum in zip(("real", "fake"), pair, strict=True):
-            np.save(opt.out / f"{name}_{label}.npy", spectrum.mean.astype(np.float32))
+            np.save(cfg.out / f"{name}_{label}.npy", spectrum.mean.astype(np.float32))
         spectra[name] = pair
         record["sets"][name] = {f"{label}_{k}": getattr(s, k) for label, s in zip(("real", "fake"), pair, strict=True)
                                 for k in ("used", "too_small", "unreadable")}
@@ -134,7 +146,7 @@ def run_spectra(opt: argparse.Namespace) -> dict[str, dict[str, int]]:
         print(f"{name}: {pair[0].used} real, {pair[1].used} fake images"
               + (f"; {small} smaller than {side} px left out" if small else "")
               + (f"; {unreadable} unreadable left out" if unreadable else ""))
-    plot_spectra(opt.out / "spectra.png", spectra, f"Mean spectra of high-pass residuals ({side} px)")
-    (opt.out / "spectra.json").write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {opt.out / 'spectra.png'} and the arrays")
+    plot_spectra(cfg.out / "spectra.png", spectra, f"Mean spectra of high-pass residuals ({side} px)")
+    (cfg.out / "spectra.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {cfg.out / 'spectra.png'} and the arrays")
     return record["sets"]

@@ -1,0 +1,315 @@
+"""The Table 2 evaluation: every test set scored with one loaded detector (see eval.py).
+
+Files written to ``<results_dir>/<name>/`` (``--name`` defaults to the checkpoint file name):
+
+- ``scores.csv``: one row per image (``set,subclass,path,label,logit,prob``), streamed set by set;
+- ``skipped.csv``: the images that could not be read (``set,path,label,reason``), left out of every metric;
+- ``summary.csv`` / ``summary.md``: one row per set and a ``mean`` row (fractions / percent);
+- ``calibration.json``: the threshold chosen on ``--calibrate_on``, when requested;
+- ``sweep_<kind>.csv``, ``sweep_<kind>_scores.csv``, ``sweep_<kind>.md``, ``sweep_<kind>.png`` with ``--sweep``;
+- ``opt.json``: the resolved options.
+
+An earlier run's files in that folder are an error unless ``--overwrite``, which deletes them first.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from data import (
+    PROTOCOLS,
+    DatasetError,
+    EvalTransform,
+    Perturbation,
+    Protocol,
+    Sample,
+    find_test_sets,
+    protocol_list,
+    scan_folder,
+)
+from engine.inference import Runtime, Scored, load_detector, score_samples
+from util.distributed import resolve_device
+from util.errors import ConfigError, Interrupted, UserError
+from util.metrics import accuracy, binary_metrics, calibrate_threshold
+from util.records import save_config
+from util.report import (
+    SCORE_COLUMNS,
+    SKIPPED_COLUMNS,
+    SUMMARY_COLUMNS,
+    CsvStream,
+    claim_folder,
+    plot_sweep,
+    summary_markdown,
+    sweep_markdown,
+    write_csv,
+)
+
+# The test-time perturbations eval.py can sweep, and the fixed-value setting each one replaces.
+SWEPT_FIELD = {"blur": "blur_sigma", "jpeg": "jpeg_quality", "resize": "resize_scale"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalConfig(Runtime):
+    """One eval.py run: the paper's test protocol by default. Field names are eval.py's flags."""
+
+    dataroot: Path = Path("./dataset/test")
+    """Test sets <set>/{0_real,1_fake} or <set>/<subclass>/{0_real,1_fake}."""
+    sets: tuple[str, ...] | None = None
+    """Sets to evaluate, in this order (None: all found, Table 2 order; or the protocol's)."""
+    protocol: str | None = None
+    batch_size: int = 64
+    model_path: Path = Path("weights/blur_jpg_prob0.5.pth")
+    arch: str | None = None
+    """Backbone (None: the one saved in the checkpoint, else resnet50)."""
+    crop_size: int = 224
+    no_crop: bool = False
+    """Whole images; images of equal size are batched together."""
+    resize: int | None = None
+    """Resize the shorter side to this (bilinear) before cropping."""
+    calibrate_on: str | None = None
+    """A set name under ``dataroot`` or a folder: choose a threshold there, report acc_calibrated on the others."""
+    blur_sigma: float | None = None
+    jpeg_quality: int | None = None
+    jpeg_method: str = "pil"
+    resize_scale: float | None = None
+    sweep: tuple[str, tuple[float, ...]] | None = None
+    """(kind, values): evaluate at each value of one perturbation (a key of SWEPT_FIELD)."""
+    results_dir: Path = Path("results")
+    name: str | None = None
+    """Results sub-folder (None: the checkpoint file name without extension)."""
+    overwrite: bool = False
+    strict: bool = False
+    """An unreadable image is an error (exit status 2, after the results are written)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.protocol is not None:  # opt.json then records the sets it stands for
+            object.__setattr__(self, "sets", protocol_list(self.protocol, "test_sets", self.sets, "--sets"))
+        if self.sweep is not None:
+            kind = self.sweep[0]
+            if kind not in SWEPT_FIELD:
+                raise ConfigError(f"--sweep {kind}: choose one of {', '.join(SWEPT_FIELD)}")
+            if getattr(self, SWEPT_FIELD[kind]) is not None:
+                raise ConfigError(f"--sweep {kind} and --{SWEPT_FIELD[kind]} exclude each other")
+        uses_jpeg = self.jpeg_quality is not None or (self.sweep is not None and self.sweep[0] == "jpeg")
+        if self.jpeg_method != type(self).jpeg_method and not uses_jpeg:
+            raise ConfigError("--jpeg_method only applies with --jpeg_quality or --sweep jpeg")
+        if self.no_crop and self.crop_size != type(self).crop_size:
+            raise ConfigError("--crop_size has no effect with --no_crop; leave it out")
+
+    def perturbation(self, swept: float | None = None) -> Perturbation:
+        """The fixed test-time perturbation, with the swept kind's setting at ``swept`` when given."""
+        values = {"resize_scale": self.resize_scale, "blur_sigma": self.blur_sigma, "jpeg_quality": self.jpeg_quality}
+        if swept is not None:
+            assert self.sweep is not None
+            values[SWEPT_FIELD[self.sweep[0]]] = swept
+        quality = values["jpeg_quality"]
+        return Perturbation(scale=values["resize_scale"], blur_sigma=values["blur_sigma"],
+                            jpeg=None if quality is None else (self.jpeg_method, int(quality)))
+
+    def transform(self, perturbation: Perturbation) -> EvalTransform:
+        return EvalTransform(crop_size=None if self.no_crop else self.crop_size, resize=self.resize,
+                             perturbation=perturbation)
+
+    @property
+    def out_dir(self) -> Path:
+        return self.results_dir / (self.name or self.model_path.stem)
+
+
+# --------------------------------------------------------------------------------------------- summaries
+def set_row(scored: Scored, *, threshold: float | None = None, in_sample: str | None = None,
+            n_skipped: int = 0) -> dict[str, Any]:
+    """The summary row of one set; ``n_skipped`` unreadable images were left out. ``acc_calibrated`` uses
+    ``threshold``; it stays empty for the set named ``in_sample``, on which the threshold was chosen, and when no
+    threshold is given."""
+    labels, probs = scored.labels, scored.probs
+    calibrated = None if threshold is None or scored.name == in_sample else accuracy(labels, probs, threshold)
+    return {"set": scored.name, "n_real": int((labels == 0).sum()), "n_fake": int((labels == 1).sum()),
+            "n_skipped": n_skipped, **binary_metrics(labels, probs), "acc_calibrated": calibrated}
+
+
+def mean_row(rows: Sequence[dict[str, Any]], name: str = "mean") -> dict[str, Any]:
+    """Set counts summed, metrics averaged over the sets that define them (nan where none does)."""
+    mean: dict[str, Any] = {key: sum(r[key] for r in rows) for key in SUMMARY_COLUMNS[1:4]}
+    mean["set"] = name
+    for key in SUMMARY_COLUMNS[4:]:
+        values = [r[key] for r in rows if r[key] is not None and not math.isnan(r[key])]
+        defined = any(r[key] is not None for r in rows)
+        mean[key] = float(np.mean(values)) if values else (math.nan if defined else None)
+    return mean
+
+
+def protocol_mean(rows: Sequence[dict[str, Any]], protocol: Protocol) -> dict[str, Any] | None:
+    """The mean over the protocol's headline sets (Table 2's "mean" for the paper), when all were evaluated."""
+    by_name = {r["set"]: r for r in rows}
+    if not all(n in by_name for n in protocol.mean_sets):
+        return None
+    return mean_row([by_name[n] for n in protocol.mean_sets], f"mean ({len(protocol.mean_sets)} sets)")
+
+
+# ------------------------------------------------------------------------------------------------- eval.py
+def _calibration_folder(cfg: EvalConfig) -> Path:
+    assert cfg.calibrate_on is not None
+    for candidate in (cfg.dataroot / cfg.calibrate_on, Path(cfg.calibrate_on)):
+        if candidate.is_dir():
+            return candidate
+    raise DatasetError(f"--calibrate_on {cfg.calibrate_on}: neither a set under {cfg.dataroot} nor a folder")
+
+
+class Evaluator:
+    """One eval.py run over its test sets with one loaded model; unreadable images go to ``skipped``."""
+
+    def __init__(self, cfg: EvalConfig, *, sets: list[tuple[str, Path, list[Sample]]], model: nn.Module,
+                 device: torch.device, skipped: CsvStream) -> None:
+        self.cfg = cfg
+        self.sets = sets
+        self.model = model
+        self.device = device
+        self.skipped = skipped
+        self.out_dir = cfg.out_dir
+        self.unreadable: set[str] = set()  # their paths, each once however often it was tried
+
+    def score(self, name: str, samples: list[Sample], perturbation: Perturbation, threshold: float | None = None,
+              in_sample: str | None = None) -> tuple[Scored, dict[str, Any]]:
+        """Scores of one set and its summary row (printed as the set finishes); unreadable images are logged."""
+        cfg = self.cfg
+        start = time.perf_counter()
+        scored, skipped = score_samples(self.model, samples, cfg.transform(perturbation),
+                                        batch_size=cfg.batch_size, num_workers=cfg.num_workers, device=self.device,
+                                        amp=cfg.amp, desc=name)
+        self.skipped.write({"set": name, "path": s.path, "label": s.label, "reason": reason} for s, reason in skipped)
+        self.unreadable.update(s.path for s, _ in skipped)
+        row = set_row(scored, threshold=threshold, in_sample=in_sample, n_skipped=len(skipped))
+        note = f", {len(skipped)} unreadable skipped (skipped.csv)" if skipped else ""
+        print(f"{name}: {len(scored.samples)} images, AP {100 * row['ap']:.1f}, acc {100 * row['acc']:.1f} "
+              f"({len(samples) / (time.perf_counter() - start):.1f} images/s{note})", flush=True)
+        return scored, row
+
+    def calibrate(self) -> tuple[float | None, str | None]:
+        """Threshold chosen on --calibrate_on (scored without test-time perturbations: it stands for the clean
+        held-out data one has when deploying), and the name of the test set it came from, if any."""
+        if self.cfg.calibrate_on is None:
+            return None, None
+        folder = _calibration_folder(self.cfg)
+        scored, _ = self.score("calibration", scan_folder(folder), Perturbation())
+        threshold = calibrate_threshold(scored.labels, scored.probs)
+        record = {"calibrate_on": str(folder), "threshold": threshold, "n_real": int((scored.labels == 0).sum()),
+                  "n_fake": int((scored.labels == 1).sum()),
+                  "acc_at_threshold": accuracy(scored.labels, scored.probs, threshold)}
+        (self.out_dir / "calibration.json").write_text(json.dumps(record, indent=2) + "\n")
+        print(f"calibrated threshold {threshold:.4g} on {folder}")
+        in_sample = next((n for n, path, _ in self.sets if path.resolve() == folder.resolve()), None)
+        return threshold, in_sample
+
+    def run(self) -> list[dict[str, Any]]:
+        """Evaluate every set once (with the fixed perturbations, if any); write scores and summaries."""
+        perturbation = self.cfg.perturbation()
+        threshold, in_sample = self.calibrate()
+        with CsvStream(self.out_dir / "scores.csv", SCORE_COLUMNS) as scores:
+            rows = self._score_sets(perturbation, threshold, in_sample, scores, {})
+        write_csv(self.out_dir / "summary.csv", rows, SUMMARY_COLUMNS)
+        text = self._summary_text(rows, perturbation, threshold)
+        (self.out_dir / "summary.md").write_text(text)
+        print(text)
+        return rows
+
+    def _score_sets(self, perturbation: Perturbation, threshold: float | None, in_sample: str | None,
+                    scores: CsvStream, extra: dict[str, Any]) -> list[dict[str, Any]]:
+        """Score every set, streaming per-image rows (``extra`` columns first) to ``scores``; returns the summary
+        rows, mean included."""
+        rows = []
+        for name, _, samples in self.sets:
+            scored, row = self.score(name, samples, perturbation, threshold, in_sample)
+            scores.write({**extra, **r} for r in scored.rows())
+            rows.append(row)
+        return [*rows, mean_row(rows, "mean")]
+
+    def _summary_text(self, rows: list[dict[str, Any]], perturbation: Perturbation, threshold: float | None) -> str:
+        cfg = self.cfg
+        resize = f"resize {cfg.resize}" if cfg.resize else "no resize"
+        crop = "whole image" if cfg.no_crop else f"center crop {cfg.crop_size}"
+        lines = [f"# {self.out_dir.name}", "",
+                 f"Model `{cfg.model_path}` on `{cfg.dataroot}`: {resize}, {crop}, "
+                 f"perturbation: {perturbation.describe()}.",
+                 "Accuracies at threshold 0.5" + (f"; calibrated threshold {threshold:.4g} chosen on "
+                                                  f"`{cfg.calibrate_on}`." if threshold is not None else "."),
+                 "", summary_markdown(rows, calibrated=threshold is not None)]
+        name = cfg.protocol or "wang2020"
+        mean = protocol_mean(rows, PROTOCOLS[name])
+        if mean is not None:
+            lines += ["", f"Mean over the {len(PROTOCOLS[name].mean_sets)} sets of the {name} protocol: "
+                          f"AP {100 * mean['ap']:.1f}, acc {100 * mean['acc']:.1f}."]
+        return "\n".join(lines) + "\n"
+
+    def sweep(self) -> list[dict[str, Any]]:
+        """Evaluate every set at each value of the swept perturbation; write the table, scores and plot."""
+        cfg = self.cfg
+        assert cfg.sweep is not None
+        kind, values = cfg.sweep
+        base = cfg.perturbation()
+        threshold, in_sample = self.calibrate()
+        rows, ap = [], {}
+        with CsvStream(self.out_dir / f"sweep_{kind}_scores.csv", ("value", *SCORE_COLUMNS)) as scores:
+            for value in values:
+                perturbation = cfg.perturbation(swept=value)
+                print(f"--- {kind} {value:g}: {perturbation.describe()}")
+                for row in self._score_sets(perturbation, threshold, in_sample, scores, {"value": value}):
+                    rows.append({"value": value, **row})
+                    ap.setdefault(row["set"], []).append(row["ap"])
+        write_csv(self.out_dir / f"sweep_{kind}.csv", rows, ("value", *SUMMARY_COLUMNS))
+        text = sweep_markdown(kind, values, ap)
+        (self.out_dir / f"sweep_{kind}.md").write_text(f"# {self.out_dir.name}: AP % under {kind}\n\n{text}\n")
+        detail = f" ({cfg.jpeg_method})" if kind == "jpeg" else ""
+        plot_sweep(self.out_dir / f"sweep_{kind}.png", kind, values, ap,
+                   title=f"{self.out_dir.name}: AP under {kind}{detail}"
+                   + (f" (all images: {base.describe()})" if base != Perturbation() else ""))
+        print(text)
+        return rows
+
+
+# Every file an eval.py run may write; --overwrite removes all of them first, so none is left from an older run.
+RESULT_FILES = ("scores.csv", "summary.csv", "summary.md", "calibration.json", "opt.json", "skipped.csv",
+                "sweep_*.csv", "sweep_*.md", "sweep_*.png")
+
+
+def _load_sets(cfg: EvalConfig) -> list[tuple[str, Path, list[Sample]]]:
+    """(name, folder, samples) of every test set the config names; folders that hold no set are listed."""
+    folders = find_test_sets(cfg.dataroot, cfg.sets)
+    if cfg.sets is None and folders[0][1] != cfg.dataroot:  # a folder of sets, all taken
+        names = {name for name, _ in folders}
+        ignored = sorted(p.name for p in cfg.dataroot.iterdir() if p.is_dir() and p.name not in names)
+        if ignored:
+            print(f"ignored under {cfg.dataroot} (no 0_real/1_fake folders): {', '.join(ignored)}")
+    return [(name, path, scan_folder(path)) for name, path in folders]
+
+
+def evaluate(cfg: EvalConfig) -> list[dict[str, Any]]:
+    """eval.py: the summary rows (of every sweep value with a sweep); files as the module docstring says."""
+    # The sets and the checkpoint are checked before any file is touched.
+    sets = _load_sets(cfg)
+    device = resolve_device(cfg.device)
+    model = load_detector(cfg.model_path, cfg.arch, device)
+    out_dir = cfg.out_dir
+    claim_folder(out_dir, RESULT_FILES, cfg.overwrite)
+    save_config(cfg, out_dir / "opt.json")
+    with CsvStream(out_dir / "skipped.csv", SKIPPED_COLUMNS) as skipped:
+        evaluator = Evaluator(cfg, sets=sets, model=model, device=device, skipped=skipped)
+        try:
+            rows = evaluator.sweep() if cfg.sweep is not None else evaluator.run()
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted: {out_dir} holds the sets finished so far (scores.csv is valid, "
+                              f"summary files are written at the end)") from None
+    if evaluator.unreadable and cfg.strict:
+        raise UserError(f"{len(evaluator.unreadable)} images could not be read (listed in {out_dir / 'skipped.csv'}); "
+                        f"--strict makes that an error")
+    return rows

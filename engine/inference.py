@@ -1,0 +1,177 @@
+"""Running a detector: devices and precision, loading a checkpoint, and scoring samples in dataset order.
+
+Shared by training (validation), evaluation, the demo and the benchmark.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.special import expit
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from data import BadImage, EvalTransform, ImageDataset, Sample, SizeGroupedBatches, collate, image_size
+from networks import build_model
+from util import distributed
+from util.checkpoint import CheckpointError, extract_state_dict, load_checkpoint, load_weights
+from util.errors import ConfigError
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+AMP_CHOICES = ("off", *AMP_DTYPES)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Runtime:
+    """Where and how fast a command computes; never what it computes (up to float rounding)."""
+
+    device: str = "auto"
+    """auto (cuda when available, else cpu), cpu, cuda or cuda:N; under torchrun each process takes its own GPU."""
+    amp: str = "off"
+    """Autocast precision: off, bf16 or fp16."""
+    num_workers: int = 4
+    """DataLoader worker processes (0 = load in the main process)."""
+    debug: bool = False
+    """The scripts show tracebacks instead of one-line errors."""
+
+    def __post_init__(self) -> None:
+        check_runtime(self.amp, self.num_workers)
+
+    @property
+    def runtime(self) -> dict[str, Any]:
+        """These settings alone, to pass on to the config of a command this one runs."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(Runtime)}
+
+
+def check_runtime(amp: str, num_workers: int) -> None:
+    if amp not in AMP_CHOICES:
+        raise ConfigError(f"--amp {amp}: choose one of {', '.join(AMP_CHOICES)}")
+    if num_workers < 0:
+        raise ConfigError(f"--num_workers {num_workers}: must be >= 0")
+
+
+def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    if amp == "off":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp])
+
+
+def memory_format(device: torch.device) -> torch.memory_format:
+    """The default layout of a model on ``device``."""
+    # channels_last speeds up convolutions on CUDA tensor cores; on CPU it gains nothing here.
+    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+
+
+def input_memory_format(model: nn.Module) -> torch.memory_format:
+    """Batches take the layout of the model's first convolution, so that no layer converts them again."""
+    weight = next((p for p in model.parameters() if p.dim() == 4), None)
+    channels_last = weight is not None and not weight.is_contiguous() \
+        and weight.is_contiguous(memory_format=torch.channels_last)
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Per-sample outputs in dataset order: the readable samples' indices, labels and logits, and the unreadable
+    ones' reasons by index."""
+
+    indices: np.ndarray
+    labels: np.ndarray
+    logits: np.ndarray
+    skipped: dict[int, str]
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: DataLoader, device: torch.device, amp: str,
+            progress: bool = False, desc: str = "validate") -> Predictions:
+    """Outputs for every sample of the loader's dataset, gathered from all processes."""
+    model.eval()
+    layout = input_memory_format(model)
+    indices, labels, logits, skipped = [], [], [], []
+    for batch in tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True):
+        skipped.extend(batch.skipped)
+        if len(batch.indices) == 0:
+            continue
+        images = batch.images.to(device, non_blocking=True, memory_format=layout)
+        with autocast(device, amp):
+            logits.append(model(images).squeeze(1).float())
+        labels.append(batch.labels.to(device))
+        indices.append(batch.indices.to(device))
+    empty = torch.empty(0, device=device)
+    kept, (labels_all, logits_all) = distributed.gather_by_index(
+        torch.cat(indices) if indices else empty, torch.cat(labels) if labels else empty,
+        torch.cat(logits) if logits else empty)
+    skipped_all = dict(distributed.gather_objects(skipped))
+    if len(kept) + len(skipped_all) != len(loader.dataset):
+        raise RuntimeError(f"gathered {len(kept)} + {len(skipped_all)} skipped samples of {len(loader.dataset)}")
+    return Predictions(kept, labels_all.astype(np.int64), logits_all.astype(np.float32), skipped_all)
+
+
+def load_detector(path: Path, arch: str | None, device: torch.device) -> nn.Module:
+    """The detector in eval mode on ``device``; ``arch`` defaults to the checkpoint's own, else ResNet-50."""
+    if not Path(path).is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file (the released weights: `python -m weights.download`)")
+    checkpoint = load_checkpoint(path)
+    arch = arch or checkpoint.get("options", {}).get("arch", "resnet50")
+    model = build_model(arch, pretrained=False)
+    load_weights(model, extract_state_dict(checkpoint), str(path), arch)
+    return model.to(device, memory_format=memory_format(device)).eval()
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Per-image detector outputs for one set, in sample order."""
+
+    name: str
+    samples: list[Sample]
+    logits: np.ndarray
+
+    @cached_property
+    def labels(self) -> np.ndarray:
+        return np.array([s.label for s in self.samples], dtype=np.int64)
+
+    @cached_property
+    def probs(self) -> np.ndarray:
+        # float32 sigmoid, the same values the authors' code passes to scikit-learn.
+        return expit(self.logits.astype(np.float32))
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [{"set": self.name, "subclass": s.subclass, "path": s.path, "label": s.label,
+                 "logit": float(logit), "prob": float(prob)}
+                for s, logit, prob in zip(self.samples, self.logits, self.probs, strict=True)]
+
+
+def score_samples(model: nn.Module, samples: Sequence[Sample], transform: EvalTransform, *, batch_size: int,
+                  num_workers: int, device: torch.device, amp: str, desc: str = "score",
+                  progress: bool = True) -> tuple[Scored, list[tuple[Sample, str]]]:
+    """Logits of the readable samples (in order), and (sample, reason) for each unreadable one. Whole images
+    (no crop) are batched by size instead of one at a time."""
+    skipped: list[tuple[Sample, str]] = []
+    if transform.crop_size is None:
+        readable, sizes = [], []
+        for sample in samples:
+            try:
+                sizes.append(transform.output_size(*image_size(sample.path)))
+                readable.append(sample)
+            except BadImage as err:
+                skipped.append((sample, err.reason))
+    else:
+        readable, sizes = list(samples), [(transform.crop_size, transform.crop_size)] * len(samples)
+    logits = np.empty(0, dtype=np.float32)
+    kept: list[Sample] = []
+    if readable:
+        loader = DataLoader(ImageDataset(readable, transform), batch_sampler=SizeGroupedBatches(sizes, batch_size),
+                            num_workers=num_workers, collate_fn=collate, pin_memory=device.type == "cuda")
+        predictions = predict(model, loader, device, amp, progress=progress, desc=desc)
+        kept, logits = [readable[i] for i in predictions.indices], predictions.logits
+        skipped += [(readable[i], reason) for i, reason in predictions.skipped.items()]
+    return Scored(desc, kept, logits), sorted(skipped, key=lambda item: item[0].path)

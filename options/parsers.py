@@ -1,0 +1,437 @@
+"""The command lines of every script, each parsed once into the config its command takes.
+
+Flags use snake_case and are the configs' field names. The authors' spellings that users already type
+(``--loadSize``, ``--cropSize``, ``--niter``, ``--earlystop_epoch``, ``--num_threads``, ``--gpu_ids``) are accepted
+as aliases, with the authors' comma syntax (``--blur_sig 0.0,3.0``, ``--jpg_qual 30,100``, ``--classes a,b,c``).
+Defaults come from the configs; rules that join several flags live in the configs' validation, reported here as
+usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from commands.ablation import AblationConfig
+from commands.benchmark import CHANNELS_LAST, DEVICES, BenchmarkConfig
+from commands.demo import DemoConfig
+from commands.quickstart import PRESETS, QuickstartConfig
+from commands.ranking import RankingConfig
+from commands.spectra import SpectraConfig
+from data.datasets import PROTOCOLS
+from data.forensynths import BASE_URL, SPLITS
+from data.transforms import JPEG_ENCODERS, PIL_INTERPOLATION
+from engine.evaluation import EvalConfig
+from engine.inference import AMP_CHOICES, Runtime
+from engine.training import OPTIMIZERS, TrainConfig
+from networks import ARCHS
+from networks.released import RELEASED, model_path
+from options.types import (
+    GpuIdsAction,
+    SweepAction,
+    arch_name,
+    device_name,
+    jpeg_quality,
+    name_list,
+    nonneg_float,
+    nonneg_int,
+    positive_float,
+    positive_int,
+    positive_int_list,
+    probability,
+    quality_range,
+    released_name,
+    sigma_range,
+    subset_of,
+)
+from util.errors import ConfigError
+
+INTERPOLATIONS = tuple(PIL_INTERPOLATION)
+JPEG_METHODS = tuple(JPEG_ENCODERS)
+Config = TypeVar("Config")
+
+
+# ------------------------------------------------------------------------------------------------ building
+def _parser(prog: str, description: str) -> argparse.ArgumentParser:
+    # Abbreviations are off: a typo must not silently select another flag.
+    parser = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_debug(parser)
+    return parser
+
+
+def _add_debug(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+
+
+def _add_runtime(parser: argparse.ArgumentParser, device: bool = True) -> None:
+    group = parser.add_argument_group("runtime")
+    if device:
+        group.add_argument("--device", type=device_name, default=Runtime.device,
+                           help="auto = cuda when available, else cpu; under torchrun each process takes "
+                           "cuda:LOCAL_RANK")
+        group.add_argument("--gpu_ids", action=GpuIdsAction, metavar="IDS", default=argparse.SUPPRESS,
+                           help="authors' spelling: -1 = cpu, N = cuda:N (sets --device)")
+    group.add_argument("--amp", choices=AMP_CHOICES, default=Runtime.amp,
+                       help="autocast precision; fp16 also uses a gradient scaler in training")
+    group.add_argument("--num_workers", "--num_threads", type=nonneg_int, default=Runtime.num_workers,
+                       help="DataLoader worker processes (0 = load in the main process)")
+
+
+def _add_overwrite(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the files of an earlier run in the output folder (otherwise an error)")
+
+
+def _add_protocol(group: argparse._ArgumentGroup, replaces: str) -> None:
+    group.add_argument("--protocol", choices=tuple(PROTOCOLS), default=None,
+                       help=f"sets {replaces} by name: " + "; ".join(f"{k} = {p.description}"
+                                                                     for k, p in PROTOCOLS.items()))
+
+
+def _config(parser: argparse.ArgumentParser, cls: type[Config], values: dict[str, Any]) -> Config:
+    """``cls(**values)``, its validation errors reported as usage errors of ``parser``."""
+    try:
+        return cls(**values)
+    except ConfigError as err:
+        parser.error(str(err))
+
+
+def _fields(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+# ------------------------------------------------------------------------------------------------ train.py
+def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    d = TrainConfig
+    group = parser.add_argument_group("data")
+    group.add_argument("--dataroot", type=Path, default=d.dataroot,
+                       help="folder holding <train_split>/<class>/{0_real,1_fake} and <val_split>/...")
+    group.add_argument("--classes", type=name_list, default=d.classes,
+                       help="comma-separated classes to train on (default: every class folder found)")
+    _add_protocol(group, "--classes")
+    group.add_argument("--train_split", default=d.train_split, help="sub-folder of --dataroot used for training")
+    group.add_argument("--val_split", default=d.val_split, help="sub-folder of --dataroot used for validation")
+    group.add_argument("--max_bad_fraction", type=probability, default=d.max_bad_fraction,
+                       help="unreadable images are skipped and listed in skipped.csv; more than this fraction "
+                       "of a split is an error")
+    group.add_argument("--batch_size", type=positive_int, default=d.batch_size, help="images per step (per process)")
+    group.add_argument("--serial_batches", action="store_true", help="keep file order instead of shuffling")
+    group.add_argument("--class_bal", action="store_true",
+                       help="sample real and fake images with equal probability (with replacement)")
+
+    group = parser.add_argument_group("preprocessing and augmentation (training)")
+    group.add_argument("--load_size", "--loadSize", type=positive_int, default=d.load_size,
+                       help="resize the shorter side to this many pixels before cropping")
+    group.add_argument("--crop_size", "--cropSize", type=positive_int, default=d.crop_size,
+                       help="crop side in pixels")
+    group.add_argument("--no_resize", action="store_true", help="skip the resize to --load_size")
+    group.add_argument("--no_crop", action="store_true", help="skip the random crop (whole images; batch 1 "
+                       "unless all images share a size)")
+    group.add_argument("--no_flip", action="store_true", help="no random horizontal flip")
+    group.add_argument("--rz_interp", type=subset_of(INTERPOLATIONS), default=d.rz_interp,
+                       help="resize interpolations, one drawn per image: " + ",".join(INTERPOLATIONS))
+    group.add_argument("--blur_prob", type=probability, default=d.blur_prob, help="probability of Gaussian blur")
+    group.add_argument("--blur_sig", type=sigma_range, default=d.blur_sig,
+                       help="blur sigma: one value, or lo,hi for sigma ~ U[lo, hi]")
+    group.add_argument("--jpg_prob", type=probability, default=d.jpg_prob, help="probability of JPEG compression")
+    group.add_argument("--jpg_method", type=subset_of(JPEG_METHODS), default=d.jpg_method,
+                       help="JPEG encoders, one drawn per image: cv2,pil")
+    group.add_argument("--jpg_qual", type=quality_range, default=d.jpg_qual,
+                       help="JPEG quality: one value, or lo,hi for a uniform integer in [lo, hi] (inclusive)")
+    group.add_argument("--val_perturb", action="store_true",
+                       help="also blur/JPEG the validation images as the authors' code did (sigma and quality "
+                       "at the middle of their ranges, PIL JPEG); the draws are fixed per image, same every epoch")
+
+    group = parser.add_argument_group("model")
+    group.add_argument("--arch", type=arch_name, default=d.arch, help="backbone: " + ", ".join(ARCHS))
+    group.add_argument("--init_gain", type=positive_float, default=d.init_gain,
+                       help="std of the new final layer's weights")
+    group.add_argument("--pretrained_path", type=Path, default=d.pretrained_path,
+                       help="ImageNet state dict of the backbone (instead of torchvision's download)")
+    group.add_argument("--no_pretrained", action="store_true", help="start the backbone from random weights")
+
+    group = parser.add_argument_group("optimization")
+    group.add_argument("--optim", choices=OPTIMIZERS, default=d.optim)
+    group.add_argument("--lr", type=positive_float, default=d.lr, help="initial learning rate")
+    group.add_argument("--beta1", type=probability, default=d.beta1, help="Adam beta1 (beta2 is 0.999)")
+    group.add_argument("--epochs", "--niter", type=positive_int, default=d.epochs,
+                       help="maximum number of epochs (early stopping usually ends training sooner)")
+    group.add_argument("--patience", "--earlystop_epoch", type=positive_int, default=d.patience,
+                       help="epochs without validation-accuracy gain before the LR is divided by 10")
+    group.add_argument("--seed", type=nonneg_int, default=d.seed,
+                       help="seeds weights of the new layer, data order and every augmentation draw")
+
+    group = parser.add_argument_group("run folder and checkpoints")
+    group.add_argument("--name", default=d.name, help="run folder name under --checkpoints_dir")
+    group.add_argument("--checkpoints_dir", type=Path, default=d.checkpoints_dir)
+    group.add_argument("--loss_freq", type=positive_int, default=d.loss_freq,
+                       help="log the training loss every N steps")
+    group.add_argument("--save_latest_freq", type=positive_int, default=d.save_latest_freq,
+                       help="also write the `latest` checkpoint every N steps")
+    group.add_argument("--save_epoch_freq", type=positive_int, default=d.save_epoch_freq,
+                       help="keep `epoch_<k>` every N epochs")
+    group.add_argument("--continue_train", action="store_true", help="resume the run named --name")
+    group.add_argument("--epoch", default=d.epoch, help="checkpoint to resume from: latest, best or a number")
+    group.add_argument("--new_optim", action="store_true", help="on resume, start a fresh optimizer")
+    _add_runtime(parser)
+
+
+def train_parser() -> argparse.ArgumentParser:
+    parser = _parser("train.py", "Train the real/fake detector (Wang et al., CVPR 2020 recipe).")
+    _add_train_arguments(parser)
+    return parser
+
+
+def parse_train_options(argv: Sequence[str] | None = None) -> TrainConfig:
+    parser = train_parser()
+    return _config(parser, TrainConfig, vars(parser.parse_args(argv)))
+
+
+# ------------------------------------------------------------------------------------------ eval.py, demo.py
+def _add_model(parser: argparse.ArgumentParser, *flags: str) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument(*flags, "--model_path", type=model_path, default=EvalConfig.model_path,
+                       help="checkpoint: the authors' release, a training checkpoint or a bare state dict; "
+                       f"{' or '.join(RELEASED)} name a released model in weights/")
+    group.add_argument("--arch", type=arch_name, default=None,
+                       help="backbone (default: the one saved in the checkpoint, else resnet50)")
+
+
+def eval_parser() -> argparse.ArgumentParser:
+    d = EvalConfig
+    parser = _parser("eval.py", "Evaluate a detector on every test set under --dataroot (Table 2).")
+    group = parser.add_argument_group("data")
+    group.add_argument("--dataroot", type=Path, default=d.dataroot,
+                       help="folder of test sets <set>/{0_real,1_fake} or <set>/<subclass>/{0_real,1_fake}")
+    group.add_argument("--sets", type=name_list, default=d.sets,
+                       help="comma-separated sets to evaluate, in this order (default: all found, Table 2 order)")
+    _add_protocol(group, "--sets")
+    group.add_argument("--batch_size", type=positive_int, default=d.batch_size, help="images per forward pass")
+    _add_model(parser)
+
+    group = parser.add_argument_group("preprocessing (the paper's test protocol: no resize, center crop 224)")
+    group.add_argument("--crop_size", "--cropSize", type=positive_int, default=d.crop_size, help="center crop side")
+    group.add_argument("--no_crop", action="store_true",
+                       help="whole images; images of equal size are batched together")
+    group.add_argument("--resize", type=positive_int, default=d.resize, metavar="N",
+                       help="resize the shorter side to N (bilinear) before cropping")
+    group.add_argument("--calibrate_on", default=d.calibrate_on, metavar="SET_OR_DIR",
+                       help="choose a threshold on this set (a set name under --dataroot or a folder, e.g. the "
+                       "ProGAN val split) and report acc_calibrated on the others")
+
+    group = parser.add_argument_group("test-time perturbations (robustness, the paper's Fig. 5)")
+    group.add_argument("--blur_sigma", type=nonneg_float, default=d.blur_sigma,
+                       help="Gaussian blur of every test image")
+    group.add_argument("--jpeg_quality", type=jpeg_quality, default=d.jpeg_quality,
+                       help="JPEG-compress every test image")
+    group.add_argument("--jpeg_method", choices=JPEG_METHODS, default=d.jpeg_method,
+                       help="JPEG encoder for --jpeg_quality and --sweep jpeg")
+    group.add_argument("--resize_scale", type=positive_float, default=d.resize_scale,
+                       help="rescale every test image by this factor (bilinear)")
+    group.add_argument("--sweep", action=SweepAction, nargs=2, metavar=("KIND", "VALUES"), default=d.sweep,
+                       help="evaluate at each value: blur 0,1,2,3 | jpeg 100,90,...,30 | resize 1,0.75,0.5; "
+                       "writes sweep_<kind>.csv and .png")
+
+    group = parser.add_argument_group("output")
+    group.add_argument("--results_dir", type=Path, default=d.results_dir,
+                       help="results go to <results_dir>/<name>/")
+    group.add_argument("--name", default=d.name,
+                       help="results sub-folder (default: the checkpoint file name without extension)")
+    _add_overwrite(group)
+    group.add_argument("--strict", action="store_true",
+                       help="an unreadable image is an error (default: skipped and listed in skipped.csv)")
+    _add_runtime(parser)
+    return parser
+
+
+def parse_eval_options(argv: Sequence[str] | None = None) -> EvalConfig:
+    parser = eval_parser()
+    return _config(parser, EvalConfig, vars(parser.parse_args(argv)))
+
+
+def demo_parser() -> argparse.ArgumentParser:
+    d = DemoConfig
+    parser = _parser("demo.py", "Probability that an image (or each image of a folder or glob) is synthetic.")
+    parser.add_argument("-f", "--file", required=True,
+                        help="an image, a folder (a 0_real/1_fake folder also reports AP) or a quoted glob")
+    _add_model(parser, "-m")
+    parser.add_argument("-c", "--crop", type=positive_int, default=d.crop,
+                        help="center-crop to this size first (default: whole image, as the authors' demo)")
+    parser.add_argument("--out", type=Path, default=d.out, help="also write path,probability rows to this CSV")
+    parser.add_argument("--batch_size", type=positive_int, default=d.batch_size,
+                        help="images per forward pass (folders)")
+    parser.add_argument("--strict", action="store_true",
+                        help="in a folder, an unreadable image is an error (default: skipped and reported)")
+    parser.add_argument("--use_cpu", dest="device", action="store_const", const="cpu", default=argparse.SUPPRESS,
+                        help="authors' spelling of --device cpu")
+    _add_runtime(parser)
+    return parser
+
+
+def parse_demo_options(argv: Sequence[str] | None = None) -> DemoConfig:
+    parser = demo_parser()
+    return _config(parser, DemoConfig, vars(parser.parse_args(argv)))
+
+
+# ------------------------------------------------------------------------------------------- quickstart.py
+def quickstart_parser() -> argparse.ArgumentParser:
+    d = QuickstartConfig
+    parser = _parser("quickstart.py", "Offline mini-benchmark: build it, train the detector, evaluate, demo.")
+    parser.add_argument("--root", type=Path, default=d.root, help="where the benchmark is built")
+    parser.add_argument("--size", choices=tuple(PRESETS), default=d.size,
+                        help="tiny: seconds, for tests; small: fewer images, fewer epochs; default: the measured run")
+    parser.add_argument("--seed", type=nonneg_int, default=d.seed, help="seeds the benchmark and the training")
+    parser.add_argument("--real_dir", type=Path, default=d.real_dir,
+                        help="your own folder of photographs instead of the packaged ones")
+    parser.add_argument("--retrain", action="store_true", help="train again even if this detector exists")
+    parser.add_argument("--checkpoints_dir", type=Path, default=d.checkpoints_dir)
+    parser.add_argument("--results_dir", type=Path, default=d.results_dir)
+    _add_runtime(parser)
+    return parser
+
+
+def parse_quickstart_options(argv: Sequence[str] | None = None) -> QuickstartConfig:
+    parser = quickstart_parser()
+    return _config(parser, QuickstartConfig, vars(parser.parse_args(argv)))
+
+
+# ---------------------------------------------------------------------------------------------- analyze.py
+def _add_spectra(parser: argparse.ArgumentParser) -> None:
+    d = SpectraConfig
+    parser.add_argument("--dataroot", type=Path, default=d.dataroot, help="folder of test sets")
+    parser.add_argument("--sets", type=name_list, default=d.sets, help="comma-separated sets (default: all found)")
+    parser.add_argument("--max_images", type=positive_int, default=d.max_images,
+                        help="images per set and label, a seeded random choice (the paper: 2000)")
+    parser.add_argument("--crop_size", type=positive_int, default=d.crop_size,
+                        help="center-crop side (default: the smallest side among the images, at most 256)")
+    parser.add_argument("--seed", type=nonneg_int, default=d.seed, help="seeds the choice of images")
+    parser.add_argument("--out", type=Path, default=d.out, help="output folder")
+    _add_overwrite(parser)
+
+
+def _add_ranking(parser: argparse.ArgumentParser) -> None:
+    d = RankingConfig
+    parser.add_argument("--scores", type=Path, required=True, help="an eval.py scores.csv")
+    parser.add_argument("--threshold", type=probability, default=d.threshold, help="fake when P(fake) > threshold")
+    parser.add_argument("--max_images", type=positive_int, default=d.max_images,
+                        help="misclassified images shown per kind of mistake and set")
+    parser.add_argument("--thumbnail", type=positive_int, default=d.thumbnail, help="thumbnail side in pixels")
+    parser.add_argument("--out", type=Path, default=d.out, help="output folder (default: ranking/ beside --scores)")
+    _add_overwrite(parser)
+
+
+def _add_ablation(parser: argparse.ArgumentParser) -> None:
+    d = AblationConfig
+    _add_train_arguments(parser)
+    group = parser.add_argument_group("ablation")
+    group.add_argument("--num_classes", type=positive_int_list, default=d.num_classes,
+                       help="training-class counts; nested subsets, chosen by --seed")
+    group.add_argument("--test_dataroot", type=Path, default=d.test_dataroot, help="folder of test sets")
+    group.add_argument("--test_sets", type=name_list, default=d.test_sets,
+                       help="comma-separated test sets (default: --protocol's, else every set found)")
+    group.add_argument("--eval_crop_size", type=positive_int, default=d.eval_crop_size,
+                       help="center crop of the test images")
+    group.add_argument("--eval_no_crop", action="store_true", help="evaluate whole test images")
+    group.add_argument("--eval_batch_size", type=positive_int, default=d.eval_batch_size,
+                       help="images per forward pass in eval")
+    group.add_argument("--results_dir", type=Path, default=d.results_dir,
+                       help="ablation.csv/.md/.png go to <results_dir>/<name>/")
+    _add_overwrite(group)
+
+
+# name: (add the arguments, the config, what it does)
+ANALYSES = {"spectra": (_add_spectra, SpectraConfig, "mean spectra of high-pass residuals, real vs fake (Fig. 7)"),
+            "ranking": (_add_ranking, RankingConfig, "galleries by score percentile, mistakes, and HTML pages "
+                        "(Fig. 6)"),
+            "ablation": (_add_ablation, AblationConfig, "train on growing class subsets, evaluate each (Fig. 3)")}
+
+
+def analyze_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="analyze.py", description="The paper's analyses, written as figures and "
+                                     "data files.", allow_abbrev=False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (add, _, description) in ANALYSES.items():
+        sub = commands.add_parser(name, help=description, description=description, allow_abbrev=False,
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        add(sub)
+        _add_debug(sub)
+    return parser
+
+
+def parse_analyze_options(argv: Sequence[str] | None = None) -> tuple[str, Any, bool]:
+    """(command, its config, --debug)."""
+    parser = analyze_parser()
+    values = vars(parser.parse_args(argv))
+    command, debug = values.pop("command"), values["debug"]
+    _, cls, _ = ANALYSES[command]
+    if cls is AblationConfig:
+        train_keys = _fields(TrainConfig)
+        train = _config(parser, TrainConfig, {k: v for k, v in values.items() if k in train_keys})
+        values = {k: v for k, v in values.items() if k not in train_keys} | {"train": train}
+    else:
+        values.pop("debug")
+    return command, _config(parser, cls, values), debug
+
+
+# ------------------------------------------------------------------------------------------- benchmark.py
+def benchmark_parser() -> argparse.ArgumentParser:
+    d = BenchmarkConfig
+    parser = _parser("benchmark.py", "Throughput of the model alone and of eval.py's and train.py's paths, with "
+                     "peak memory, on CPU and (when present) CUDA.")
+    parser.add_argument("--devices", type=subset_of(DEVICES), default=d.devices,
+                        help="comma-separated (default: cpu, and cuda when available)")
+    parser.add_argument("--arch", type=arch_name, default=d.arch, help="backbone: " + ", ".join(ARCHS))
+    parser.add_argument("--batch_size", type=positive_int, default=d.batch_size, help="images per batch")
+    parser.add_argument("--channels_last", choices=CHANNELS_LAST, default=d.channels_last,
+                        help="model and batch layout; auto = what eval.py/train.py use (channels_last on CUDA)")
+    parser.add_argument("--images", type=positive_int, default=d.images,
+                        help="images per measurement (the memory check also evaluates twice as many)")
+    parser.add_argument("--image_size", type=positive_int, default=d.image_size, help="side of the generated PNGs")
+    parser.add_argument("--crop_size", type=positive_int, default=d.crop_size, help="center / random crop side")
+    parser.add_argument("--out", type=Path, default=d.out, help="benchmark.json and benchmark.md go here")
+    _add_overwrite(parser)
+    _add_runtime(parser, device=False)
+    return parser
+
+
+def parse_benchmark_options(argv: Sequence[str] | None = None) -> BenchmarkConfig:
+    parser = benchmark_parser()
+    return _config(parser, BenchmarkConfig, vars(parser.parse_args(argv)))
+
+
+# ------------------------------------------------------------------------------- python -m {dataset,weights}.download
+def dataset_download_parser() -> argparse.ArgumentParser:
+    parser = _parser("python -m dataset.download", "Download and extract the ForenSynths data (the authors' "
+                     "mirror), with resume and checksums; or count what is there.")
+    parser.add_argument("splits", nargs="+", choices=tuple(SPLITS),
+                        help="; ".join(f"{k}: {v.size}" for k, v in SPLITS.items()))
+    parser.add_argument("--root", type=Path, default=Path("dataset"),
+                        help="splits go to <root>/<split>/, archives and SHA256SUMS.json to <root>/downloads/")
+    parser.add_argument("--base_url", default=BASE_URL, help="the mirror to download from")
+    parser.add_argument("--verify", action="store_true",
+                        help="download nothing: count the images of each split against the reference counts")
+    parser.add_argument("--delete_archives", action="store_true",
+                        help="delete each split's archives once it is extracted (their checksums stay recorded)")
+    return parser
+
+
+def parse_dataset_download_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    return dataset_download_parser().parse_args(argv)
+
+
+def weights_download_parser() -> argparse.ArgumentParser:
+    parser = _parser("python -m weights.download", "Download the authors' released models and check their sha256.")
+    parser.add_argument("names", nargs="*", type=released_name, metavar="NAME",
+                        help=f"{', '.join(RELEASED)} (default: both)")
+    parser.add_argument("--dir", type=Path, default=Path("weights"), help="where the .pth files go")
+    return parser
+
+
+def parse_weights_download_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    opt = weights_download_parser().parse_args(argv)
+    opt.names = opt.names or list(RELEASED)
+    return opt
