@@ -1,7 +1,7 @@
 """Measure throughput against its bounds: the model alone vs eval.py's and train.py's paths, on CPU and CUDA.
 
     python benchmark.py                                   # ResNet-50, batch 32, 128 images per measurement
-    python benchmark.py --devices cuda --amp bf16 --batch_size 128 --num_workers 16 --images 4096
+    python benchmark.py --devices cuda --amp bf16 --batch_size 128 --images 4096
 
 Writes results/benchmark/benchmark.json and benchmark.md (images/s, peak memory, the ratios eval/forward and
 train/train_step, no-crop batched/batch 1).

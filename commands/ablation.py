@@ -21,7 +21,7 @@ from data import PROTOCOLS, find_test_sets
 from engine.evaluation import EvalConfig, evaluate
 from engine.training import TrainConfig, completed_run, train
 from util.errors import ConfigError, UserError
-from util.plots import pyplot
+from util.plots import pyplot, save_figure
 from util.report import claim_folder, markdown_table, write_csv
 
 
@@ -36,7 +36,8 @@ class AblationConfig:
     test_dataroot: Path = Path("./dataset/test")
     test_sets: tuple[str, ...] | None = None
     """Test sets (None: the training protocol's, else every set found)."""
-    eval_crop_size: int = 224
+    eval_crop_size: int | None = None
+    """None: the runs' recorded test protocol."""
     eval_no_crop: bool = False
     eval_batch_size: int = 64
     results_dir: Path = Path("results")
@@ -46,7 +47,7 @@ class AblationConfig:
     def __post_init__(self) -> None:
         if self.test_sets is None and self.train.protocol is not None:
             object.__setattr__(self, "test_sets", PROTOCOLS[self.train.protocol].test_sets)
-        if self.eval_no_crop and self.eval_crop_size != type(self).eval_crop_size:
+        if self.eval_no_crop and self.eval_crop_size is not None:
             raise ConfigError("--eval_crop_size has no effect with --eval_no_crop; leave it out")
 
 
@@ -81,8 +82,7 @@ def plot_ablation(path: Path, rows: Sequence[dict[str, Any]], sets: Sequence[str
     axis.set_title(title)
     axis.grid(alpha=0.3)
     axis.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def run_ablation(cfg: AblationConfig) -> list[dict[str, Any]]:
@@ -92,7 +92,8 @@ def run_ablation(cfg: AblationConfig) -> list[dict[str, Any]]:
     subsets = class_subsets(_all_classes(base), cfg.num_classes, base.seed)
     sets = [name for name, _ in find_test_sets(cfg.test_dataroot, cfg.test_sets)]
     out = cfg.results_dir / base.name
-    claim_folder(out, ("ablation.csv", "ablation.md", "ablation.png"), cfg.overwrite)
+    claim_folder(out, ("ablation.csv", "ablation.md", "ablation.png", "ablation.pdf"), cfg.overwrite,
+                 elsewhere="--name or --results_dir")
     rows = []
     for k, subset in zip(cfg.num_classes, subsets, strict=True):
         # The protocol named the full class list; each run records its own subset instead.

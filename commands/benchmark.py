@@ -37,7 +37,7 @@ from torch import nn
 
 from data import EvalTransform, scan_folder
 from data.synthetic import make_upsampling_set, smooth_image
-from engine.inference import autocast, check_runtime, input_memory_format, memory_format, score_samples
+from engine.inference import autocast, check_runtime, input_memory_format, memory_format, resolve_workers, score_samples
 from engine.training import TrainConfig, train, train_step
 from networks import ARCHS, build_model
 from util.distributed import resolve_device
@@ -56,7 +56,7 @@ class BenchmarkConfig:
     devices: tuple[str, ...] | None = None
     """cpu and/or cuda (None: cpu, and cuda when available)."""
     amp: str = "off"
-    num_workers: int = 4
+    num_workers: int | str = "auto"
     debug: bool = False
     arch: str = "resnet50"
     batch_size: int = 32
@@ -176,7 +176,8 @@ def measure_eval(model: nn.Module, device: torch.device, folder: Path, cfg: Benc
 
     def run() -> None:
         score_samples(model, samples, EvalTransform(crop_size=crop_size), batch_size=batch_size,
-                      num_workers=cfg.num_workers, device=device, amp=cfg.amp, progress=False)
+                      num_workers=resolve_workers(cfg.num_workers, device), device=device, amp=cfg.amp,
+                      progress=False)
 
     return _timed(device, len(samples), run)
 
@@ -247,6 +248,7 @@ def benchmark_device(device: torch.device, cfg: BenchmarkConfig, work: Path) -> 
     ratios = {name: measures[a].images_per_s / measures[b].images_per_s
               for name, (a, b) in RATIOS.items() if a in measures and b in measures}
     return {"device": str(device), "hardware": _hardware(device), "channels_last": channels_last,
+            "num_workers": resolve_workers(cfg.num_workers, device),
             "measures": {k: {**asdict(m), "images_per_s": m.images_per_s} for k, m in measures.items()},
             "ratios": ratios}
 
@@ -270,9 +272,9 @@ def _markdown(results: list[dict[str, Any]], cfg: BenchmarkConfig) -> str:
              "" if m["peak_mb"] is None else f"{m['peak_mb']:.0f}"]
             for r in results for name, m in r["measures"].items()]
     ratios = [[r["device"], name, f"{value:.2f}"] for r in results for name, value in r["ratios"].items()]
-    settings = (f"{cfg.arch}, batch {cfg.batch_size}, {cfg.num_workers} workers, amp {cfg.amp}, "
+    settings = (f"{cfg.arch}, batch {cfg.batch_size}, workers {cfg.num_workers}, amp {cfg.amp}, "
                 f"{cfg.image_size} px PNGs, crop {cfg.crop_size}, torch {torch.__version__}")
-    hardware = "; ".join(f"{r['device']}: {r['hardware']}" for r in results)
+    hardware = "; ".join(f"{r['device']}: {r['hardware']}, {r['num_workers']} loader workers" for r in results)
     return "\n".join([f"Settings: {settings}. Hardware: {hardware}.", "",
                       markdown_table(["device", "measurement", "images/s", "images", "peak memory MB"], rows), "",
                       markdown_table(["device", "ratio", "value"], ratios), ""])
@@ -280,7 +282,7 @@ def _markdown(results: list[dict[str, Any]], cfg: BenchmarkConfig) -> str:
 
 def run_benchmark(cfg: BenchmarkConfig) -> list[dict[str, Any]]:
     devices = cfg.devices or (("cpu", "cuda") if torch.cuda.is_available() else ("cpu",))
-    claim_folder(cfg.out, ("benchmark.json", "benchmark.md"), cfg.overwrite)
+    claim_folder(cfg.out, ("benchmark.json", "benchmark.md"), cfg.overwrite, elsewhere="--out")
     results = []
     for name in devices:
         device = resolve_device(name)

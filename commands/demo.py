@@ -7,11 +7,20 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from data import BadImage, EvalTransform, Sample, is_set_folder, list_images, load_rgb, scan_folder
-from data.datasets import IMAGE_EXTENSIONS
-from engine.inference import Runtime, Scored, load_detector, score_samples
+from data import BadImage, Sample, is_set_folder, load_rgb, scan_folder
+from data.datasets import image_extensions, left_out_note, walk_files
+from engine.inference import (
+    WHOLE_IMAGE,
+    Runtime,
+    Scored,
+    choose_protocol,
+    load_detector,
+    resolve_workers,
+    score_samples,
+    small_image_note,
+)
 from util.distributed import resolve_device
-from util.errors import UserError
+from util.errors import ConfigError, UserError
 from util.metrics import binary_metrics
 from util.report import write_csv
 
@@ -28,12 +37,24 @@ class DemoConfig(Runtime):
     arch: str | None = None
     """Backbone (None: the one saved in the checkpoint, else resnet50)."""
     crop: int | None = None
-    """Center-crop to this size first (None: the whole image, as the authors' demo)."""
+    """Center-crop to this size first. With neither crop nor no_crop: the checkpoint's recorded test protocol, else
+    the whole image (as the authors' demo)."""
+    no_crop: bool = False
+    """Score the whole image whatever the checkpoint records."""
+    threshold: float = 0.5
+    """Called synthetic when the probability exceeds this."""
     out: Path | None = None
     """Also write path,label,logit,prob rows to this CSV."""
     batch_size: int = 16
     strict: bool = False
     """In a folder, an unreadable image is an error (exit status 2)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.no_crop and self.crop is not None:
+            raise ConfigError("--crop has no effect with --no_crop; leave it out")
+        if not 0 <= self.threshold <= 1:
+            raise ConfigError(f"--threshold {self.threshold}: give a probability in [0, 1]")
 
 
 def is_single_file(target: str) -> bool:
@@ -48,32 +69,45 @@ def collect(target: str) -> list[Sample]:
         load_rgb(target)  # decoded once more to score it, but a bad file fails before the model loads
         return [Sample(target, UNLABELED, "")]
     if path.is_dir():
+        images, others = walk_files(path)
         if is_set_folder(path):
-            return scan_folder(path)
-        samples = [Sample(p, UNLABELED, "") for p in list_images(path)]
+            samples = scan_folder(path)
+        else:
+            samples = [Sample(p, UNLABELED, "") for p in images]
     elif glob.has_magic(target):
-        matches = sorted(p for p in glob.glob(target, recursive=True) if p.lower().endswith(IMAGE_EXTENSIONS))
-        samples = [Sample(p, UNLABELED, "") for p in matches if not Path(p).is_dir()]
+        matches = sorted(p for p in glob.glob(target, recursive=True) if not Path(p).is_dir())
+        others = [p for p in matches if not p.lower().endswith(image_extensions())]
+        samples = [Sample(p, UNLABELED, "") for p in matches if p not in set(others)]
     else:
         raise UserError(f"{target}: no such file or folder")
+    note = left_out_note(others)
+    if note:
+        print(f"{target}: {note}")
     if not samples:
-        raise UserError(f"{target}: no images found (extensions: {' '.join(IMAGE_EXTENSIONS)})")
+        raise UserError(f"{target}: no images found (extensions: {' '.join(image_extensions())})")
     return samples
 
 
 def run_demo(cfg: DemoConfig) -> Scored:
     samples = collect(cfg.file)
     device = resolve_device(cfg.device)
-    model = load_detector(cfg.model_path, cfg.arch, device)
-    scored, skipped = score_samples(model, samples, EvalTransform(crop_size=cfg.crop), batch_size=cfg.batch_size,
-                                    num_workers=cfg.num_workers if len(samples) > 1 else 0, device=device,
-                                    amp=cfg.amp, progress=len(samples) > 1)
+    detector = load_detector(cfg.model_path, cfg.arch, device)
+    protocol, source = choose_protocol(crop_size=cfg.crop, no_crop=cfg.no_crop, resize=None,
+                                       recorded=detector.protocol, fallback=(WHOLE_IMAGE, "the authors' demo"))
+    print(f"test protocol: {protocol.describe()} ({source})")
+    note = small_image_note(cfg.file, samples, protocol.crop_size)
+    if note:
+        print(note)
+    scored, skipped = score_samples(detector.model, samples, protocol.transform(), batch_size=cfg.batch_size,
+                                    num_workers=resolve_workers(cfg.num_workers, device) if len(samples) > 1 else 0,
+                                    device=device, amp=cfg.amp, progress=len(samples) > 1)
     if is_single_file(cfg.file):
         if skipped:  # the file passed the check in collect() but failed to decode in full
             raise BadImage(skipped[0][0].path, skipped[0][1])
-        print(f"probability of being synthetic: {100 * scored.probs[0]:.2f}%")
+        prob = scored.probs[0]
+        print(f"probability of being synthetic: {100 * prob:.2f}% ({verdict(prob, cfg.threshold)})")
     else:
-        _report(scored, skipped)
+        _report(scored, skipped, cfg.threshold)
     if cfg.out is not None:
         rows = [{**row, "label": None if row["label"] == UNLABELED else row["label"]} for row in scored.rows()]
         write_csv(cfg.out, rows, ("path", "label", "logit", "prob"))
@@ -85,20 +119,29 @@ def run_demo(cfg: DemoConfig) -> Scored:
     return scored
 
 
-def _report(scored: Scored, skipped: list[tuple[Sample, str]]) -> None:
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def verdict(prob: float, threshold: float) -> str:
+    """The call at ``threshold`` (fake when the probability exceeds it, as accuracy counts it)."""
+    return f"{'synthetic' if prob > threshold else 'real'} at threshold {100 * threshold:g}%"
+
+
+def _report(scored: Scored, skipped: list[tuple[Sample, str]], threshold: float) -> None:
     probs, labels = scored.probs, scored.labels
     width = max([len(s.path) for s in scored.samples] + [len(s.path) for s, _ in skipped] + [4])
-    print(f"{'path':<{width}}  synthetic")
+    print(f"{'path':<{width}}  synthetic  call")
     for sample, prob in zip(scored.samples, probs, strict=True):
-        print(f"{sample.path:<{width}}  {100 * prob:8.2f}%")
+        print(f"{sample.path:<{width}}  {100 * prob:8.2f}%  {'synthetic' if prob > threshold else 'real'}")
     for sample, reason in skipped:
         print(f"{sample.path:<{width}}  skipped: {reason}")
     note = f"{len(skipped)} unreadable skipped" if skipped else ""
     if len(labels) and (labels != UNLABELED).all():
-        m = binary_metrics(labels, probs)
-        print(f"{len(labels)} images ({int((labels == 0).sum())} real, {int((labels == 1).sum())} fake"
-              f"{'; ' + note if note else ''}): AP {100 * m['ap']:.2f}%, accuracy {100 * m['acc']:.2f}% "
-              f"(real {100 * m['r_acc']:.2f}%, fake {100 * m['f_acc']:.2f}%)")
+        m = binary_metrics(labels, probs, threshold)
+        print(f"{plural(len(labels), 'image')} ({int((labels == 0).sum())} real, {int((labels == 1).sum())} fake"
+              f"{'; ' + note if note else ''}): AP {100 * m['ap']:.2f}%, accuracy at threshold {100 * threshold:g}% "
+              f"{100 * m['acc']:.2f}% (real {100 * m['r_acc']:.2f}%, fake {100 * m['f_acc']:.2f}%)")
     else:
-        print(f"{len(labels)} images{f' ({note})' if note else ''}, {int((probs > 0.5).sum())} called synthetic "
-              f"(probability > 50%)")
+        print(f"{plural(len(labels), 'image')}{f' ({note})' if note else ''}, {int((probs > threshold).sum())} "
+              f"called synthetic (probability > {100 * threshold:g}%)")

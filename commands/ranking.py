@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import html
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ import numpy as np
 
 from data import BadImage, load_rgb
 from util.errors import UserError
-from util.plots import pyplot
+from util.metrics import binary_metrics
+from util.plots import pyplot, save_figure
 from util.report import claim_folder
 
 PERCENTILES = (0, 25, 50, 75, 100)
@@ -108,8 +110,26 @@ def _gallery(path: Path, rows: Sequence[tuple[str, Sequence[tuple[ScoreRow, str]
                 axis.axis("off")
         axes[r, 0].set_ylabel(row_title, fontsize="small")
     fig.suptitle(title)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
+
+
+STYLE = """<style>
+body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:68rem;padding:0 1rem;color:#222}
+h1{font-size:1.4rem}table{border-collapse:collapse;width:100%}th,td{padding:4px 10px;text-align:left}
+th{background:#f1f3f5;position:sticky;top:0}tr:nth-child(even){background:#fafafa}tr.wrong{background:#fde2e2}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}img{border-radius:3px;display:block}
+.metrics{display:flex;gap:1.5rem;flex-wrap:wrap;margin:1rem 0}.metrics div{background:#f1f3f5;border-radius:6px;
+padding:.5rem 1rem}.metrics b{display:block;font-size:1.3rem}a{color:#1a5fb4}
+</style>"""
+
+
+def _metrics(items: Sequence[ScoreRow], threshold: float) -> dict[str, float]:
+    labels = np.array([s.label for s in items])
+    return binary_metrics(labels, np.array([s.prob for s in items]), threshold)
+
+
+def _percent(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{100 * value:.1f}%"
 
 
 def _page(name: str, items: Sequence[ScoreRow], threshold: float, out: Path, thumb: int) -> str:
@@ -119,22 +139,43 @@ def _page(name: str, items: Sequence[ScoreRow], threshold: float, out: Path, thu
         called = "fake" if item.prob > threshold else "real"
         wrong += called != LABEL_NAMES[item.label]
         mark = "" if called == LABEL_NAMES[item.label] else ' class="wrong"'
-        rows.append(f'<tr{mark}><td><a href="{src}"><img src="{src}" loading="lazy" width="{thumb}"></a></td>'
-                    f"<td>{LABEL_NAMES[item.label]}</td><td>{item.prob:.4f}</td><td>{called}</td>"
+        rows.append(f'<tr{mark}><td><a href="{src}"><img src="{src}" loading="lazy" width="{thumb}" alt=""></a></td>'
+                    f'<td>{LABEL_NAMES[item.label]}</td><td class="num">{item.prob:.4f}</td><td>{called}</td>'
                     f"<td>{html.escape(item.path)}</td></tr>")
-    return (f"<!doctype html><meta charset=utf-8><title>{html.escape(name)}</title>"
-            "<style>body{font-family:sans-serif}td{padding:2px 8px}tr.wrong{background:#fdd}</style>"
-            f'<p><a href="index.html">all sets</a></p><h1>{html.escape(name)}</h1>'
-            f"<p>{len(items)} images, most fake first; threshold {threshold:g}; {wrong} misclassified (red).</p>"
-            "<table><tr><th>image</th><th>label</th><th>P(fake)</th><th>called</th><th>file</th></tr>"
+    m = _metrics(items, threshold)
+    cards = "".join(f"<div><b>{value}</b>{label}</div>" for label, value in (
+        ("images", str(len(items))), ("AP", _percent(m["ap"])), (f"accuracy at {threshold:g}", _percent(m["acc"])),
+        ("real accuracy", _percent(m["r_acc"])), ("fake accuracy", _percent(m["f_acc"])),
+        ("misclassified (red)", str(wrong))))
+    return (f"<!doctype html><meta charset=utf-8><title>{html.escape(name)}</title>{STYLE}"
+            f'<p><a href="index.html">&larr; all sets</a></p><h1>{html.escape(name)}</h1>'
+            f'<div class="metrics">{cards}</div><p>Most fake first; called fake when P(fake) &gt; {threshold:g}.</p>'
+            '<table><tr><th>image</th><th>label</th><th class="num">P(fake)</th><th>called</th><th>file</th></tr>'
             + "\n".join(rows) + "</table>\n")
+
+
+def _index(sets: dict[str, list[ScoreRow]], threshold: float, scores: Path) -> str:
+    rows = []
+    for name, items in sets.items():
+        m = _metrics(items, threshold)
+        rows.append(f'<tr><td><a href="{html.escape(name)}.html">{html.escape(name)}</a></td>'
+                    f'<td class="num">{len(items)}</td><td class="num">{_percent(m["ap"])}</td>'
+                    f'<td class="num">{_percent(m["acc"])}</td><td class="num">{_percent(m["r_acc"])}</td>'
+                    f'<td class="num">{_percent(m["f_acc"])}</td></tr>')
+    return (f"<!doctype html><meta charset=utf-8><title>predictions</title>{STYLE}"
+            f"<h1>Predictions: {html.escape(str(scores))}</h1>"
+            f'<p>Accuracy at threshold {threshold:g}. Galleries: <a href="fakeness.png">fakes by score percentile</a>'
+            f" and misclassified_&lt;set&gt;.png.</p>"
+            '<table><tr><th>set</th><th class="num">images</th><th class="num">AP</th><th class="num">accuracy</th>'
+            '<th class="num">real acc</th><th class="num">fake acc</th></tr>' + "\n".join(rows) + "</table>\n")
 
 
 def run_ranking(cfg: RankingConfig) -> Path:
     """analyze.py ranking: the galleries and pages described in the module docstring; returns the output folder."""
     sets = read_scores(cfg.scores)
     out = cfg.out or cfg.scores.parent / "ranking"
-    claim_folder(out, ("fakeness.png", "misclassified_*.png", "*.html"), cfg.overwrite)
+    claim_folder(out, ("fakeness.png", "fakeness.pdf", "misclassified_*.png", "misclassified_*.pdf", "*.html"),
+                 cfg.overwrite, elsewhere="--out")
     rows = []
     for name, items in sets.items():
         fakes = [s for s in items if s.label == 1]
@@ -151,9 +192,6 @@ def run_ranking(cfg: RankingConfig) -> Path:
     if rows:
         _gallery(out / "fakeness.png", rows, "Fake images by detector score percentile (low = looks real)",
                  cfg.thumbnail)
-    links = "".join(f'<li><a href="{html.escape(n)}.html">{html.escape(n)}</a> ({len(items)} images)</li>'
-                    for n, items in sets.items())
-    (out / "index.html").write_text(f"<!doctype html><meta charset=utf-8><title>predictions</title>"
-                                    f"<h1>Predictions: {html.escape(str(cfg.scores))}</h1><ul>{links}</ul>\n")
+    (out / "index.html").write_text(_index(sets, cfg.threshold, cfg.scores))
     print(f"wrote {out}/fakeness.png, misclassified_<set>.png and index.html ({len(sets)} sets)")
     return out

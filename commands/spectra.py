@@ -22,7 +22,7 @@ from data import BadImage, Sample, find_test_sets, image_size, load_rgb, scan_fo
 from data.minibench import LUMA
 from data.transforms import center_crop
 from util.errors import UserError
-from util.plots import pyplot
+from util.plots import pyplot, save_figure
 from util.report import claim_folder
 
 MAX_SIDE = 256  # the paper's test images are 256 px; bigger ones are center-cropped to this
@@ -113,7 +113,7 @@ def plot_spectra(path: Path, spectra: dict[str, tuple[MeanSpectrum, MeanSpectrum
     logs = {name: [np.log10(s.mean + 1e-6) for s in pair] for name, pair in spectra.items()}
     shown = np.concatenate([log.ravel() for pair in logs.values() for log in pair])
     vmin, vmax = np.percentile(shown, [1, 99.9])
-    fig, axes = plt.subplots(len(logs), 2, figsize=(5, 2.5 * len(logs)), squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(len(logs), 2, figsize=(5.5, 2.6 * len(logs)), squeeze=False, constrained_layout=True)
     for row, (name, pair) in enumerate(logs.items()):
         for col, (log, label, spectrum) in enumerate(zip(pair, ("real", "fake"), spectra[name], strict=True)):
             axis = axes[row, col]
@@ -123,8 +123,7 @@ def plot_spectra(path: Path, spectra: dict[str, tuple[MeanSpectrum, MeanSpectrum
             axis.set_yticks([])
     fig.colorbar(image, ax=axes, shrink=0.6, label="log10 mean amplitude")
     fig.suptitle(title)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def run_spectra(cfg: SpectraConfig) -> dict[str, dict[str, int]]:
@@ -133,7 +132,8 @@ def run_spectra(cfg: SpectraConfig) -> dict[str, dict[str, int]]:
     chosen = {name: (choose(samples, 0, cfg.max_images, cfg.seed), choose(samples, 1, cfg.max_images, cfg.seed))
               for name, samples in sets}
     side = common_side([p for pair in chosen.values() for paths in pair for p in paths], cfg.crop_size)
-    claim_folder(cfg.out, ("spectra.png", "spectra.json", "*_real.npy", "*_fake.npy"), cfg.overwrite)
+    claim_folder(cfg.out, ("spectra.png", "spectra.pdf", "spectra.json", "*_real.npy", "*_fake.npy"), cfg.overwrite,
+                 elsewhere="--out")
     spectra, record = {}, {"side": side, "max_images": cfg.max_images, "seed": cfg.seed, "sets": {}}
     for name, (reals, fakes) in chosen.items():
         pair = (mean_spectrum(reals, side, f"{name} real"), mean_spectrum(fakes, side, f"{name} fake"))

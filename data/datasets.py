@@ -12,11 +12,14 @@ persistence or process rank, and resuming at any step replays the same images wi
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import functools
 import math
 import os
 import stat as stat_module
 import struct
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,14 +27,42 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError, features
 from torch.utils.data import Dataset, Sampler
 
 from data.transforms import to_rgb
 from util.errors import ConfigError, UserError
 
 LABEL_FOLDERS = {"0_real": 0, "1_fake": 1}
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
+_BUILTIN_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
+# Formats that need an optional plugin, and how to get it.
+PLUGIN_FORMATS = {".heic": "pip install pillow-heif", ".heif": "pip install pillow-heif",
+                  ".avif": "pip install -U pillow (11.3 or newer reads AVIF)"}
+
+
+@functools.cache
+def image_extensions() -> tuple[str, ...]:
+    """The file extensions read as images here: the common formats, plus HEIC/HEIF when pillow-heif is installed
+    (it registers itself with PIL) and AVIF when this Pillow reads it."""
+    extensions = _BUILTIN_EXTENSIONS
+    with contextlib.suppress(ImportError):
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+        extensions += (".heic", ".heif")
+    if features.check("avif"):
+        extensions += (".avif",)
+    return extensions
+
+
+def left_out_note(paths: Sequence[str]) -> str | None:
+    """One line on files that are not read as images, by extension, with how to read the plugin formats."""
+    if not paths:
+        return None
+    counts = Counter(os.path.splitext(p)[1].lower() or "no extension" for p in paths)
+    kinds = ", ".join(f"{ext} ({PLUGIN_FORMATS[ext]} to read them)" if ext in PLUGIN_FORMATS else ext
+                      for ext, _ in counts.most_common())
+    return f"{len(paths)} {'file' if len(paths) == 1 else 'files'} left out (not images): {kinds}"
 
 
 class DatasetError(UserError):
@@ -86,18 +117,27 @@ def protocol_list(protocol: str, kind: str, given: Sequence[str] | None, flag: s
     return names
 
 
-def list_images(folder: Path | str) -> list[str]:
-    """Every file below ``folder`` with an image extension, sorted (recursively; symlinked folders are followed,
-    each real folder once, so a link loop ends). Whether a file is readable is decided when it is loaded."""
-    found, seen = [], set()
+def walk_files(folder: Path | str) -> tuple[list[str], list[str]]:
+    """(images, other files) below ``folder``, sorted, by extension; hidden files are ignored. Recursive:
+    symlinked folders are followed, each real folder once, so a link loop ends. Whether a file is readable is
+    decided when it is loaded."""
+    images, others, seen = [], [], set()
+    extensions = image_extensions()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         stat = os.stat(dirpath)
         if (stat.st_dev, stat.st_ino) in seen:
             dirnames.clear()
             continue
         seen.add((stat.st_dev, stat.st_ino))
-        found.extend(os.path.join(dirpath, f) for f in filenames if f.lower().endswith(IMAGE_EXTENSIONS))
-    return sorted(found)
+        for name in filenames:
+            if not name.startswith("."):
+                (images if name.lower().endswith(extensions) else others).append(os.path.join(dirpath, name))
+    return sorted(images), sorted(others)
+
+
+def list_images(folder: Path | str) -> list[str]:
+    """Every image file below ``folder`` (see ``walk_files``)."""
+    return walk_files(folder)[0]
 
 
 def _is_labeled(folder: Path) -> bool:
@@ -141,7 +181,7 @@ def scan_folder(root: Path | str, classes: Sequence[str] | None = None) -> list[
             raise DatasetError(f"{root}: expected 0_real/1_fake folders, directly or one level down")
         samples = [s for sub in subfolders for s in _labeled_samples(sub, sub.name)]
     if not samples:
-        raise DatasetError(f"{root}: no images found (extensions: {' '.join(IMAGE_EXTENSIONS)})")
+        raise DatasetError(f"{root}: no images found (extensions: {' '.join(image_extensions())})")
     return samples
 
 

@@ -14,6 +14,7 @@ An earlier run's files in that folder are an error unless ``--overwrite``, which
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import time
@@ -29,7 +30,6 @@ from torch import nn
 from data import (
     PROTOCOLS,
     DatasetError,
-    EvalTransform,
     Perturbation,
     Protocol,
     Sample,
@@ -37,11 +37,23 @@ from data import (
     protocol_list,
     scan_folder,
 )
-from engine.inference import Runtime, Scored, load_detector, score_samples
+from data.datasets import left_out_note, walk_files
+from engine.inference import (
+    PAPER_PROTOCOL,
+    Detector,
+    Runtime,
+    Scored,
+    TestProtocol,
+    choose_protocol,
+    load_detector,
+    resolve_workers,
+    score_samples,
+    small_image_note,
+)
 from util.distributed import resolve_device
 from util.errors import ConfigError, Interrupted, UserError
 from util.metrics import accuracy, binary_metrics, calibrate_threshold
-from util.records import save_config
+from util.records import config_dict, save_config
 from util.report import (
     SCORE_COLUMNS,
     SKIPPED_COLUMNS,
@@ -71,7 +83,9 @@ class EvalConfig(Runtime):
     model_path: Path = Path("weights/blur_jpg_prob0.5.pth")
     arch: str | None = None
     """Backbone (None: the one saved in the checkpoint, else resnet50)."""
-    crop_size: int = 224
+    crop_size: int | None = None
+    """Center crop side. With none of crop_size, no_crop, resize: the checkpoint's recorded test protocol, else
+    the paper's (no resize, center crop 224)."""
     no_crop: bool = False
     """Whole images; images of equal size are batched together."""
     resize: int | None = None
@@ -90,6 +104,8 @@ class EvalConfig(Runtime):
     overwrite: bool = False
     strict: bool = False
     """An unreadable image is an error (exit status 2, after the results are written)."""
+    resume: bool = False
+    """Continue an interrupted run in the same folder: its finished sets are kept, the others scored."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -104,7 +120,9 @@ class EvalConfig(Runtime):
         uses_jpeg = self.jpeg_quality is not None or (self.sweep is not None and self.sweep[0] == "jpeg")
         if self.jpeg_method != type(self).jpeg_method and not uses_jpeg:
             raise ConfigError("--jpeg_method only applies with --jpeg_quality or --sweep jpeg")
-        if self.no_crop and self.crop_size != type(self).crop_size:
+        if self.resume and (self.overwrite or self.sweep is not None):
+            raise ConfigError("--resume continues a plain run; it excludes --overwrite and --sweep")
+        if self.no_crop and self.crop_size is not None:
             raise ConfigError("--crop_size has no effect with --no_crop; leave it out")
 
     def perturbation(self, swept: float | None = None) -> Perturbation:
@@ -117,13 +135,14 @@ class EvalConfig(Runtime):
         return Perturbation(scale=values["resize_scale"], blur_sigma=values["blur_sigma"],
                             jpeg=None if quality is None else (self.jpeg_method, int(quality)))
 
-    def transform(self, perturbation: Perturbation) -> EvalTransform:
-        return EvalTransform(crop_size=None if self.no_crop else self.crop_size, resize=self.resize,
-                             perturbation=perturbation)
+    def test_protocol(self, detector: Detector) -> tuple[TestProtocol, str]:
+        """The test protocol for ``detector`` and where it came from (see ``crop_size``)."""
+        return choose_protocol(crop_size=self.crop_size, no_crop=self.no_crop, resize=self.resize,
+                               recorded=detector.protocol, fallback=(PAPER_PROTOCOL, "the paper's"))
 
     @property
     def out_dir(self) -> Path:
-        return self.results_dir / (self.name or self.model_path.stem)
+        return self.results_dir / (self.name or results_name(self.model_path))
 
 
 # --------------------------------------------------------------------------------------------- summaries
@@ -158,6 +177,14 @@ def protocol_mean(rows: Sequence[dict[str, Any]], protocol: Protocol) -> dict[st
 
 
 # ------------------------------------------------------------------------------------------------- eval.py
+def results_name(checkpoint: Path) -> str:
+    """The results folder name for a checkpoint: ``<run>_<file>`` inside a training run folder (every run has a
+    best.pth), else the file name (``blur_jpg_prob0.5``)."""
+    if (checkpoint.parent / "opt.json").is_file():
+        return f"{checkpoint.parent.name}_{checkpoint.stem}"
+    return checkpoint.stem
+
+
 def _calibration_folder(cfg: EvalConfig) -> Path:
     assert cfg.calibrate_on is not None
     for candidate in (cfg.dataroot / cfg.calibrate_on, Path(cfg.calibrate_on)):
@@ -170,12 +197,15 @@ class Evaluator:
     """One eval.py run over its test sets with one loaded model; unreadable images go to ``skipped``."""
 
     def __init__(self, cfg: EvalConfig, *, sets: list[tuple[str, Path, list[Sample]]], model: nn.Module,
-                 device: torch.device, skipped: CsvStream) -> None:
+                 protocol: TestProtocol, device: torch.device, skipped: CsvStream,
+                 finished: dict[str, Scored] | None = None) -> None:
         self.cfg = cfg
         self.sets = sets
         self.model = model
+        self.protocol = protocol
         self.device = device
         self.skipped = skipped
+        self.finished = finished or {}  # sets scored by the run this one resumes
         self.out_dir = cfg.out_dir
         self.unreadable: set[str] = set()  # their paths, each once however often it was tried
 
@@ -184,9 +214,12 @@ class Evaluator:
         """Scores of one set and its summary row (printed as the set finishes); unreadable images are logged."""
         cfg = self.cfg
         start = time.perf_counter()
-        scored, skipped = score_samples(self.model, samples, cfg.transform(perturbation),
-                                        batch_size=cfg.batch_size, num_workers=cfg.num_workers, device=self.device,
-                                        amp=cfg.amp, desc=name)
+        note = small_image_note(name, samples, self.protocol.crop_size)
+        if note:
+            print(note)
+        scored, skipped = score_samples(self.model, samples, self.protocol.transform(perturbation),
+                                        batch_size=cfg.batch_size, device=self.device, amp=cfg.amp, desc=name,
+                                        num_workers=resolve_workers(cfg.num_workers, self.device))
         self.skipped.write({"set": name, "path": s.path, "label": s.label, "reason": reason} for s, reason in skipped)
         self.unreadable.update(s.path for s, _ in skipped)
         row = set_row(scored, threshold=threshold, in_sample=in_sample, n_skipped=len(skipped))
@@ -215,7 +248,7 @@ class Evaluator:
         """Evaluate every set once (with the fixed perturbations, if any); write scores and summaries."""
         perturbation = self.cfg.perturbation()
         threshold, in_sample = self.calibrate()
-        with CsvStream(self.out_dir / "scores.csv", SCORE_COLUMNS) as scores:
+        with CsvStream(self.out_dir / "scores.csv", SCORE_COLUMNS, append=bool(self.finished)) as scores:
             rows = self._score_sets(perturbation, threshold, in_sample, scores, {})
         write_csv(self.out_dir / "summary.csv", rows, SUMMARY_COLUMNS)
         text = self._summary_text(rows, perturbation, threshold)
@@ -229,17 +262,24 @@ class Evaluator:
         rows, mean included."""
         rows = []
         for name, _, samples in self.sets:
-            scored, row = self.score(name, samples, perturbation, threshold, in_sample)
-            scores.write({**extra, **r} for r in scored.rows())
+            if name in self.finished:
+                scored = self.finished[name]
+                row = set_row(scored, threshold=threshold, in_sample=in_sample,
+                              n_skipped=len(samples) - len(scored.samples))
+                print(f"{name}: {len(scored.samples)} images, AP {100 * row['ap']:.1f}, acc {100 * row['acc']:.1f} "
+                      f"(scored by the interrupted run)")
+            else:
+                scored, row = self.score(name, samples, perturbation, threshold, in_sample)
+                scores.write({**extra, **r} for r in scored.rows())
+                if not extra:  # a plain run can be resumed after each set
+                    _write_progress(self.out_dir, [*self.finished, *(r["set"] for r in rows), name])
             rows.append(row)
         return [*rows, mean_row(rows, "mean")]
 
     def _summary_text(self, rows: list[dict[str, Any]], perturbation: Perturbation, threshold: float | None) -> str:
         cfg = self.cfg
-        resize = f"resize {cfg.resize}" if cfg.resize else "no resize"
-        crop = "whole image" if cfg.no_crop else f"center crop {cfg.crop_size}"
         lines = [f"# {self.out_dir.name}", "",
-                 f"Model `{cfg.model_path}` on `{cfg.dataroot}`: {resize}, {crop}, "
+                 f"Model `{cfg.model_path}` on `{cfg.dataroot}`: {self.protocol.describe()}, "
                  f"perturbation: {perturbation.describe()}.",
                  "Accuracies at threshold 0.5" + (f"; calibrated threshold {threshold:.4g} chosen on "
                                                   f"`{cfg.calibrate_on}`." if threshold is not None else "."),
@@ -279,7 +319,40 @@ class Evaluator:
 
 # Every file an eval.py run may write; --overwrite removes all of them first, so none is left from an older run.
 RESULT_FILES = ("scores.csv", "summary.csv", "summary.md", "calibration.json", "opt.json", "skipped.csv",
-                "sweep_*.csv", "sweep_*.md", "sweep_*.png")
+                "progress.json", "sweep_*.csv", "sweep_*.md", "sweep_*.png", "sweep_*.pdf")
+# Settings a resumed run may change: they do not change the scores.
+_RESUMABLE = ("resume", "overwrite", "device", "num_workers", "debug", "batch_size", "strict")
+
+
+def _write_progress(out_dir: Path, finished: list[str]) -> None:
+    tmp = out_dir / "progress.json.tmp"
+    tmp.write_text(json.dumps({"finished": finished}) + "\n")
+    tmp.replace(out_dir / "progress.json")
+
+
+def _finished_sets(cfg: EvalConfig) -> dict[str, Scored]:
+    """The sets an interrupted run with the same settings finished, rebuilt from its scores.csv, which is cut back
+    to those sets (a set being written when the run stopped is scored again)."""
+    out_dir = cfg.out_dir
+    progress = out_dir / "progress.json"
+    if not progress.is_file():
+        raise UserError(f"{out_dir}: no interrupted run to resume (no progress.json); run without --resume")
+    saved = json.loads((out_dir / "opt.json").read_text())
+    current = config_dict(cfg)
+    changed = sorted(k for k in {*saved, *current} - set(_RESUMABLE) if saved.get(k) != current.get(k))
+    if changed:
+        raise UserError(f"{out_dir} holds a run with other settings ({', '.join('--' + k for k in changed)}); "
+                        f"resume with the same ones, or start again with --overwrite")
+    finished = json.loads(progress.read_text())["finished"]
+    with open(out_dir / "scores.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["set"] in finished]
+    write_csv(out_dir / "scores.csv", rows, SCORE_COLUMNS)
+    by_set: dict[str, list[dict[str, str]]] = {name: [] for name in finished}
+    for row in rows:
+        by_set[row["set"]].append(row)
+    return {name: Scored(name, [Sample(r["path"], int(r["label"]), r["subclass"]) for r in part],
+                         np.array([float(r["logit"]) for r in part], dtype=np.float32))
+            for name, part in by_set.items()}
 
 
 def _load_sets(cfg: EvalConfig) -> list[tuple[str, Path, list[Sample]]]:
@@ -290,6 +363,10 @@ def _load_sets(cfg: EvalConfig) -> list[tuple[str, Path, list[Sample]]]:
         ignored = sorted(p.name for p in cfg.dataroot.iterdir() if p.is_dir() and p.name not in names)
         if ignored:
             print(f"ignored under {cfg.dataroot} (no 0_real/1_fake folders): {', '.join(ignored)}")
+    for name, path in folders:
+        note = left_out_note(walk_files(path)[1])
+        if note:
+            print(f"{name}: {note}")
     return [(name, path, scan_folder(path)) for name, path in folders]
 
 
@@ -298,18 +375,37 @@ def evaluate(cfg: EvalConfig) -> list[dict[str, Any]]:
     # The sets and the checkpoint are checked before any file is touched.
     sets = _load_sets(cfg)
     device = resolve_device(cfg.device)
-    model = load_detector(cfg.model_path, cfg.arch, device)
+    detector = load_detector(cfg.model_path, cfg.arch, device)
+    protocol, source = cfg.test_protocol(detector)
+    print(f"test protocol: {protocol.describe()} ({source})")
     out_dir = cfg.out_dir
-    claim_folder(out_dir, RESULT_FILES, cfg.overwrite)
-    save_config(cfg, out_dir / "opt.json")
-    with CsvStream(out_dir / "skipped.csv", SKIPPED_COLUMNS) as skipped:
-        evaluator = Evaluator(cfg, sets=sets, model=model, device=device, skipped=skipped)
+    if cfg.resume:
+        finished = _finished_sets(cfg)
+    else:
+        claim_folder(out_dir, RESULT_FILES, cfg.overwrite, elsewhere="--name or --results_dir")
+        save_config(cfg, out_dir / "opt.json")
+        finished = {}
+    with CsvStream(out_dir / "skipped.csv", SKIPPED_COLUMNS, append=cfg.resume) as skipped:
+        evaluator = Evaluator(cfg, sets=sets, model=detector.model, protocol=protocol, device=device,
+                              skipped=skipped, finished=finished)
         try:
             rows = evaluator.sweep() if cfg.sweep is not None else evaluator.run()
         except KeyboardInterrupt:
-            raise Interrupted(f"interrupted: {out_dir} holds the sets finished so far (scores.csv is valid, "
-                              f"summary files are written at the end)") from None
+            raise Interrupted(_interrupted_message(cfg)) from None
+    (out_dir / "progress.json").unlink(missing_ok=True)  # finished: nothing left to resume
     if evaluator.unreadable and cfg.strict:
         raise UserError(f"{len(evaluator.unreadable)} images could not be read (listed in {out_dir / 'skipped.csv'}); "
                         f"--strict makes that an error")
     return rows
+
+
+def _interrupted_message(cfg: EvalConfig) -> str:
+    out_dir = cfg.out_dir
+    if cfg.sweep is not None:
+        return (f"interrupted: {out_dir / f'sweep_{cfg.sweep[0]}_scores.csv'} holds the scores computed so far; the "
+                f"sweep tables and plot were not written. Run the command again with --overwrite to redo the sweep")
+    progress = out_dir / "progress.json"
+    finished = json.loads(progress.read_text())["finished"] if progress.is_file() else []
+    sets = ", ".join(finished) if finished else "none"
+    return (f"interrupted: {out_dir / 'scores.csv'} holds the finished sets ({sets}); summary.csv and summary.md "
+            f"were not written. Run the same command with --resume to score the remaining sets")

@@ -40,13 +40,21 @@ from data import (
 )
 from data.transforms import JPEG_ENCODERS, PIL_INTERPOLATION
 from engine.early_stopping import EarlyStopping
-from engine.inference import Runtime, autocast, input_memory_format, memory_format, predict
+from engine.inference import (
+    Runtime,
+    TestProtocol,
+    autocast,
+    input_memory_format,
+    memory_format,
+    predict,
+    resolve_workers,
+)
 from networks import ARCHS, build_model
 from util import distributed
 from util.checkpoint import extract_state_dict, load_checkpoint, load_weights, save_checkpoint, unwrap
 from util.errors import ConfigError, Interrupted, UserError
 from util.metrics import binary_metrics
-from util.records import config_dict, describe_config, save_config
+from util.records import command_line, config_dict, save_config
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -86,6 +94,8 @@ class TrainConfig(Runtime):
     jpg_qual: tuple[int, int] = (75, 75)
     val_perturb: bool = False
     """Also blur/JPEG validation images as the authors' code did (fixed per image)."""
+    test_no_crop: bool = False
+    """The detector is tested on whole images, not center crops of ``crop_size`` (recorded in its checkpoints)."""
     # model
     arch: str = "resnet50"
     init_gain: float = 0.02
@@ -150,6 +160,15 @@ class TrainConfig(Runtime):
     def run_dir(self) -> Path:
         return self.checkpoints_dir / self.name
 
+    def test_protocol(self) -> TestProtocol:
+        """How this detector is meant to be tested: no resize (the paper's protocol), center crop ``crop_size``
+        (the training crop), or the whole image."""
+        return TestProtocol(crop_size=None if self.test_no_crop else self.crop_size)
+
+    def describe_validation(self) -> str:
+        resize = "no resize" if self.no_resize else f"resize {self.load_size}"
+        return f"{resize}, " + ("whole image" if self.no_crop else f"center crop {self.crop_size}")
+
 
 @dataclass
 class Progress:
@@ -163,14 +182,15 @@ class Progress:
 
 def make_loader(dataset: ImageDataset, sampler: SeededSampler, cfg: TrainConfig, device: torch.device,
                 train: bool) -> DataLoader:
+    workers = resolve_workers(cfg.num_workers, device)
     return DataLoader(
         dataset,
         batch_size=cfg.batch_size,
         sampler=sampler,
-        num_workers=cfg.num_workers,
+        num_workers=workers,
         collate_fn=collate,
         pin_memory=device.type == "cuda",
-        persistent_workers=cfg.num_workers > 0,
+        persistent_workers=workers > 0,
         # A last batch of one image would break BatchNorm in training; the sampler reshuffles every epoch.
         drop_last=train,
     )
@@ -237,8 +257,8 @@ def _datasets(cfg: TrainConfig) -> tuple[ImageDataset, ImageDataset]:
             ImageDataset(val_samples, ValTransform(augment, perturb=cfg.val_perturb), seed=cfg.seed))
 
 
-# Settings that change where or how fast a run computes, or when it gives up, not its weights.
-_RUNTIME_FIELDS = ("device", "num_workers", "debug", "max_bad_fraction")
+# Settings that do not change the weights: where and how fast a run computes, when it gives up, how it is tested.
+_RUNTIME_FIELDS = ("device", "num_workers", "debug", "max_bad_fraction", "test_no_crop")
 
 
 def completed_run(cfg: TrainConfig) -> bool:
@@ -273,7 +293,9 @@ def _train(cfg: TrainConfig, process: distributed.Process, device: torch.device)
         raise UserError(f"{run_dir} already holds a run: pass --continue_train to resume it, or pick another --name")
     if process.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        print(describe_config(cfg))
+        print(f"train.py {' '.join(command_line(cfg))}\n  options: {run_dir / 'opt.json'}; validation: "
+              f"{cfg.describe_validation()}; test protocol (recorded in the checkpoints): "
+              f"{cfg.test_protocol().describe()}", flush=True)
         # A resume keeps the run's first opt.json and records its own options beside it.
         name = f"opt_resume_step{resume['progress']['total_steps']}.json" if resume is not None else "opt.json"
         save_config(cfg, run_dir / name)
@@ -380,7 +402,7 @@ class _Run:
                 "model": unwrap(self.model).state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(), "total_steps": self.progress.total_steps,
                 "progress": vars(self.progress).copy(), "early_stopping": self.stopper.state_dict(),
-                "options": config_dict(self.cfg),
+                "options": config_dict(self.cfg), "test_protocol": self.cfg.test_protocol().record(),
             })
 
     def train_epoch(self, loader: DataLoader, batches_per_epoch: int) -> None:

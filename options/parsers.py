@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
+import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from commands.ablation import AblationConfig
 from commands.benchmark import CHANNELS_LAST, DEVICES, BenchmarkConfig
@@ -25,7 +28,7 @@ from data.datasets import PROTOCOLS
 from data.forensynths import BASE_URL, SPLITS
 from data.transforms import JPEG_ENCODERS, PIL_INTERPOLATION
 from engine.evaluation import EvalConfig
-from engine.inference import AMP_CHOICES, Runtime
+from engine.inference import AMP_CHOICES, MAX_AUTO_WORKERS, Runtime
 from engine.training import OPTIMIZERS, TrainConfig
 from networks import ARCHS
 from networks.released import RELEASED, model_path
@@ -46,6 +49,7 @@ from options.types import (
     released_name,
     sigma_range,
     subset_of,
+    workers,
 )
 from util.errors import ConfigError
 
@@ -55,10 +59,75 @@ Config = TypeVar("Config")
 
 
 # ------------------------------------------------------------------------------------------------ building
-def _parser(prog: str, description: str) -> argparse.ArgumentParser:
-    # Abbreviations are off: a typo must not silently select another flag.
-    parser = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+class HelpFormatter(argparse.HelpFormatter):
+    """Help lines end with the default, once, readably (lists comma-joined, as they are typed); flags that are off
+    by default, have no default or already describe it show none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (not action.option_strings or action.required or "default" in text
+                or default in (None, False, argparse.SUPPRESS)):
+            return text
+        shown = ",".join(map(str, default)) if isinstance(default, (tuple, list)) else str(default)
+        return f"{text} (default: {shown})"
+
+
+class Parser(argparse.ArgumentParser):
+    """Strict, but it forgives the usual slips: ``--no-crop`` reads as ``--no_crop`` (the flags use underscores),
+    an unknown flag gets a did-you-mean, and stray paths get a hint about unquoted globs."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        # Abbreviations are off: a typo must not silently select another flag.
+        super().__init__(allow_abbrev=False, formatter_class=HelpFormatter, **kwargs)
+
+    def _flags(self) -> set[str]:
+        flags = set(self._option_string_actions)
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    flags |= set(sub._option_string_actions)
+        return flags
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> argparse.Namespace:
+        flags = self._flags()
+        given = list(sys.argv[1:] if args is None else args)
+        return super().parse_args([_underscored(arg, flags) for arg in given], namespace)
+
+    def error(self, message: str) -> NoReturn:
+        prefix = "unrecognized arguments: "
+        if message.startswith(prefix):
+            message += _hints(message[len(prefix):].split(), self._flags())
+        super().error(message)
+
+
+def _underscored(arg: str, flags: set[str]) -> str:
+    """``--no-crop`` -> ``--no_crop`` when only the underscore spelling is a flag."""
+    name, equals, value = arg.partition("=")
+    if name.startswith("--") and name not in flags:
+        spelled = "--" + name[2:].replace("-", "_")
+        if spelled in flags:
+            return spelled + equals + value
+    return arg
+
+
+def _hints(unknown: list[str], flags: set[str]) -> str:
+    hints = []
+    for token in unknown:
+        if token.startswith("-"):
+            close = difflib.get_close_matches(token.split("=")[0].replace("-", "_").replace("__", "--", 1),
+                                              sorted(flags), n=2, cutoff=0.6)
+            if close:
+                hints.append(f"{token}: did you mean {' or '.join(close)}?")
+    paths = [t for t in unknown if not t.startswith("-") and os.path.exists(t)]
+    if len(paths) >= 2:
+        hints.append(f"{len(paths)} paths where one value was expected: did the shell expand a glob? Quote it, "
+                     f"e.g. -f \"photos/*.jpg\"")
+    return "".join(f"\n  {hint}" for hint in hints)
+
+
+def _parser(prog: str, description: str) -> Parser:
+    parser = Parser(prog=prog, description=description)
     _add_debug(parser)
     return parser
 
@@ -67,7 +136,7 @@ def _add_debug(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
 
 
-def _add_runtime(parser: argparse.ArgumentParser, device: bool = True) -> None:
+def _add_runtime(parser: argparse.ArgumentParser, device: bool = True, training: bool = False) -> None:
     group = parser.add_argument_group("runtime")
     if device:
         group.add_argument("--device", type=device_name, default=Runtime.device,
@@ -76,9 +145,10 @@ def _add_runtime(parser: argparse.ArgumentParser, device: bool = True) -> None:
         group.add_argument("--gpu_ids", action=GpuIdsAction, metavar="IDS", default=argparse.SUPPRESS,
                            help="authors' spelling: -1 = cpu, N = cuda:N (sets --device)")
     group.add_argument("--amp", choices=AMP_CHOICES, default=Runtime.amp,
-                       help="autocast precision; fp16 also uses a gradient scaler in training")
-    group.add_argument("--num_workers", "--num_threads", type=nonneg_int, default=Runtime.num_workers,
-                       help="DataLoader worker processes (0 = load in the main process)")
+                       help="autocast precision" + ("; fp16 also uses a gradient scaler" if training else ""))
+    group.add_argument("--num_workers", "--num_threads", type=workers, default=Runtime.num_workers,
+                       help="DataLoader worker processes: auto = one per available CPU (at most "
+                       f"{MAX_AUTO_WORKERS}) on CUDA, 0 on CPU; 0 = load in the main process")
 
 
 def _add_overwrite(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -142,6 +212,9 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                        help="JPEG encoders, one drawn per image: cv2,pil")
     group.add_argument("--jpg_qual", type=quality_range, default=d.jpg_qual,
                        help="JPEG quality: one value, or lo,hi for a uniform integer in [lo, hi] (inclusive)")
+    group.add_argument("--test_no_crop", action="store_true",
+                       help="the detector is tested on whole images rather than center crops of --crop_size; "
+                       "recorded in its checkpoints, which eval.py and demo.py follow")
     group.add_argument("--val_perturb", action="store_true",
                        help="also blur/JPEG the validation images as the authors' code did (sigma and quality "
                        "at the middle of their ranges, PIL JPEG); the draws are fixed per image, same every epoch")
@@ -155,7 +228,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no_pretrained", action="store_true", help="start the backbone from random weights")
 
     group = parser.add_argument_group("optimization")
-    group.add_argument("--optim", choices=OPTIMIZERS, default=d.optim)
+    group.add_argument("--optim", choices=OPTIMIZERS, default=d.optim, help="optimizer (SGD without momentum)")
     group.add_argument("--lr", type=positive_float, default=d.lr, help="initial learning rate")
     group.add_argument("--beta1", type=probability, default=d.beta1, help="Adam beta1 (beta2 is 0.999)")
     group.add_argument("--epochs", "--niter", type=positive_int, default=d.epochs,
@@ -167,7 +240,8 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
     group = parser.add_argument_group("run folder and checkpoints")
     group.add_argument("--name", default=d.name, help="run folder name under --checkpoints_dir")
-    group.add_argument("--checkpoints_dir", type=Path, default=d.checkpoints_dir)
+    group.add_argument("--checkpoints_dir", type=Path, default=d.checkpoints_dir,
+                       help="run folders go to <checkpoints_dir>/<name>/")
     group.add_argument("--loss_freq", type=positive_int, default=d.loss_freq,
                        help="log the training loss every N steps")
     group.add_argument("--save_latest_freq", type=positive_int, default=d.save_latest_freq,
@@ -177,7 +251,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--continue_train", action="store_true", help="resume the run named --name")
     group.add_argument("--epoch", default=d.epoch, help="checkpoint to resume from: latest, best or a number")
     group.add_argument("--new_optim", action="store_true", help="on resume, start a fresh optimizer")
-    _add_runtime(parser)
+    _add_runtime(parser, training=True)
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -211,10 +285,11 @@ def eval_parser() -> argparse.ArgumentParser:
                        help="comma-separated sets to evaluate, in this order (default: all found, Table 2 order)")
     _add_protocol(group, "--sets")
     group.add_argument("--batch_size", type=positive_int, default=d.batch_size, help="images per forward pass")
-    _add_model(parser)
+    _add_model(parser, "-m")
 
     group = parser.add_argument_group("preprocessing (the paper's test protocol: no resize, center crop 224)")
-    group.add_argument("--crop_size", "--cropSize", type=positive_int, default=d.crop_size, help="center crop side")
+    group.add_argument("--crop_size", "--cropSize", type=positive_int, default=d.crop_size,
+                       help="center crop side (default: the checkpoint's test protocol, else 224)")
     group.add_argument("--no_crop", action="store_true",
                        help="whole images; images of equal size are batched together")
     group.add_argument("--resize", type=positive_int, default=d.resize, metavar="N",
@@ -244,6 +319,8 @@ def eval_parser() -> argparse.ArgumentParser:
     _add_overwrite(group)
     group.add_argument("--strict", action="store_true",
                        help="an unreadable image is an error (default: skipped and listed in skipped.csv)")
+    group.add_argument("--resume", action="store_true",
+                       help="continue an interrupted run in its folder: keep its finished sets, score the rest")
     _add_runtime(parser)
     return parser
 
@@ -260,7 +337,12 @@ def demo_parser() -> argparse.ArgumentParser:
                         help="an image, a folder (a 0_real/1_fake folder also reports AP) or a quoted glob")
     _add_model(parser, "-m")
     parser.add_argument("-c", "--crop", type=positive_int, default=d.crop,
-                        help="center-crop to this size first (default: whole image, as the authors' demo)")
+                        help="center-crop to this size first (default: the checkpoint's test protocol, else the "
+                        "whole image, as the authors' demo)")
+    parser.add_argument("--no_crop", action="store_true", help="score the whole image whatever the checkpoint "
+                        "records")
+    parser.add_argument("--threshold", type=probability, default=d.threshold,
+                        help="called synthetic when the probability exceeds this")
     parser.add_argument("--out", type=Path, default=d.out, help="also write path,probability rows to this CSV")
     parser.add_argument("--batch_size", type=positive_int, default=d.batch_size,
                         help="images per forward pass (folders)")
@@ -283,13 +365,16 @@ def quickstart_parser() -> argparse.ArgumentParser:
     parser = _parser("quickstart.py", "Offline mini-benchmark: build it, train the detector, evaluate, demo.")
     parser.add_argument("--root", type=Path, default=d.root, help="where the benchmark is built")
     parser.add_argument("--size", choices=tuple(PRESETS), default=d.size,
-                        help="tiny: seconds, for tests; small: fewer images, fewer epochs; default: the measured run")
+                        help="preset: tiny (seconds, for tests), small (fewer images and epochs) or default (the "
+                        "measured run)")
     parser.add_argument("--seed", type=nonneg_int, default=d.seed, help="seeds the benchmark and the training")
     parser.add_argument("--real_dir", type=Path, default=d.real_dir,
                         help="your own folder of photographs instead of the packaged ones")
     parser.add_argument("--retrain", action="store_true", help="train again even if this detector exists")
-    parser.add_argument("--checkpoints_dir", type=Path, default=d.checkpoints_dir)
-    parser.add_argument("--results_dir", type=Path, default=d.results_dir)
+    parser.add_argument("--checkpoints_dir", type=Path, default=d.checkpoints_dir,
+                        help="the detector goes to <checkpoints_dir>/quickstart_<size>_seed<seed>/")
+    parser.add_argument("--results_dir", type=Path, default=d.results_dir,
+                        help="the tables go to <results_dir>/quickstart_<size>_seed<seed>/")
     _add_runtime(parser)
     return parser
 
@@ -334,7 +419,7 @@ def _add_ablation(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--test_sets", type=name_list, default=d.test_sets,
                        help="comma-separated test sets (default: --protocol's, else every set found)")
     group.add_argument("--eval_crop_size", type=positive_int, default=d.eval_crop_size,
-                       help="center crop of the test images")
+                       help="center crop of the test images (default: the runs' test protocol)")
     group.add_argument("--eval_no_crop", action="store_true", help="evaluate whole test images")
     group.add_argument("--eval_batch_size", type=positive_int, default=d.eval_batch_size,
                        help="images per forward pass in eval")
@@ -351,12 +436,10 @@ ANALYSES = {"spectra": (_add_spectra, SpectraConfig, "mean spectra of high-pass 
 
 
 def analyze_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="analyze.py", description="The paper's analyses, written as figures and "
-                                     "data files.", allow_abbrev=False)
+    parser = Parser(prog="analyze.py", description="The paper's analyses, written as figures and data files.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (add, _, description) in ANALYSES.items():
-        sub = commands.add_parser(name, help=description, description=description, allow_abbrev=False,
-                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        sub = commands.add_parser(name, help=description, description=description)
         add(sub)
         _add_debug(sub)
     return parser

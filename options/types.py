@@ -34,6 +34,11 @@ def nonneg_int(text: str) -> int:
     return value
 
 
+def workers(text: str) -> int | str:
+    """``auto`` or a number of DataLoader workers."""
+    return "auto" if text == "auto" else nonneg_int(text)
+
+
 def positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:

@@ -69,7 +69,7 @@ def test_periodic_upsampling_pattern_shows_as_peaks_in_the_fake_spectrum(tmp_pat
         assert fake[y, x] > 3 * np.median(fake)
     between = (center + step // 2, center + 1 + step // 2)  # not a multiple of SIDE/4: no peak there
     assert fake[between] < 2 * real[between]
-    assert (out / "spectra.png").stat().st_size > 0
+    assert (out / "spectra.png").stat().st_size > 0 and (out / "spectra.pdf").read_bytes().startswith(b"%PDF")
     assert json.loads((out / "spectra.json").read_text())["side"] == SIDE
 
 
@@ -128,15 +128,20 @@ def test_ranking_writes_galleries_and_pages(tmp_path: Path):
     (tmp_path / "img" / "beta" / "0.png").unlink()  # moved since it was scored: a blank, captioned cell
     out = run_ranking(_config(["ranking", "--scores", str(scores), "--thumbnail", "32"]))
     assert out == scores.parent / "ranking"
-    assert {p.name for p in out.iterdir()} == {"fakeness.png", "misclassified_alpha.png", "misclassified_beta.png",
-                                              "alpha.html", "beta.html", "index.html"}
+    figures = {"fakeness", "misclassified_alpha", "misclassified_beta"}
+    assert {p.name for p in out.iterdir()} == {f"{f}.{ext}" for f in figures for ext in ("png", "pdf")} | {
+        "alpha.html", "beta.html", "index.html"}
+    assert all((out / f"{f}.pdf").read_bytes().startswith(b"%PDF") for f in figures)
     page = (out / "alpha.html").read_text()
     # Every image, most fake first; reals 0 (0.8) and 4 (0.3)... : mistakes are 0.png (real, 0.8) and 3.png
     # (fake, 0.2).
     order = [page.index(f"img/alpha/{i}.png") for i in (1, 0, 5, 4, 3, 2)]
     assert order == sorted(order)
     assert page.count('class="wrong"') == 2
-    assert '<a href="alpha.html">' in (out / "index.html").read_text()
+    # Reals 0.8, 0.1, 0.3 and fakes 0.9, 0.2, 0.6: AP (1 + 2/3 + 3/5) / 3, 4 of 6 right at 0.5.
+    assert "<b>75.6%</b>AP" in page and "<b>66.7%</b>accuracy at 0.5" in page
+    index = (out / "index.html").read_text()
+    assert '<a href="alpha.html">' in index and '<td class="num">75.6%</td><td class="num">66.7%</td>' in index
 
 
 def test_ranking_rejects_a_file_that_is_not_scores(tmp_path: Path):

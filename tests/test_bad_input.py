@@ -141,7 +141,7 @@ def test_eval_scores_the_good_and_lists_the_bad(hostile, tmp_path, capsys, crop,
 
     # The same command again must not replace these results silently.
     code, _, err = run_main(eval_script.main, argv, capsys)
-    assert code == 2 and "already holds results" in err and "--overwrite" in err
+    assert code == 2 and "already holds results" in err and "--overwrite" in err and "--name or --results_dir" in err
     code, _, err = run_main(eval_script.main, [*argv, "--overwrite", "--strict"], capsys)
     assert code == 2 and err.count("\n") == 1 and f"{len(bad)} images could not be read" in err
     assert (tmp_path / "tiny" / "skipped.csv").is_file()
@@ -293,5 +293,25 @@ def test_ctrl_c_in_eval_leaves_valid_scores_of_the_finished_sets(tmp_path, monke
                                            str(tmp_path / "tiny.pth"), "--results_dir", str(tmp_path / "r"),
                                            "--num_workers", "0", "--crop_size", "32"], capsys)
     assert code == 130 and err.split("\r")[-1].startswith("error: interrupted:")  # after the progress bar
-    rows = _read(tmp_path / "r" / "tiny" / "scores.csv")
+    out = tmp_path / "r" / "tiny"
+    assert f"{out / 'scores.csv'} holds the finished sets (first); summary.csv and summary.md were not written. " \
+           "Run the same command with --resume" in err
+    assert not (out / "summary.csv").exists()
+    rows = _read(out / "scores.csv")
     assert [r["set"] for r in rows] == ["first"] * 4 and all(r["prob"] for r in rows)
+
+    # --resume keeps the first set and scores the second: the same files as one uninterrupted run.
+    monkeypatch.undo()
+    argv = ["--dataroot", str(tmp_path / "test"), "--model_path", str(tmp_path / "tiny.pth"), "--num_workers", "0",
+            "--crop_size", "32"]
+    code, printed, _ = run_main(eval_script.main, [*argv, "--results_dir", str(tmp_path / "r"), "--resume"], capsys)
+    assert code == 0 and "first: 4 images" in printed and "(scored by the interrupted run)" in printed
+    assert run_main(eval_script.main, [*argv, "--results_dir", str(tmp_path / "whole")], capsys)[0] == 0
+    for name in ("scores.csv", "summary.csv", "summary.md"):
+        assert (out / name).read_text() == (tmp_path / "whole" / "tiny" / name).read_text(), name
+    assert not (out / "progress.json").exists()
+    code, _, err = run_main(eval_script.main, [*argv, "--results_dir", str(tmp_path / "r"), "--resume"], capsys)
+    assert code == 2 and "no interrupted run to resume" in err
+    code, _, err = run_main(eval_script.main, [*argv, "--results_dir", str(tmp_path / "whole"), "--overwrite",
+                                               "--resume"], capsys)
+    assert code == 2 and "--resume continues a plain run; it excludes --overwrite and --sweep" in err

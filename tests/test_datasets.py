@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -160,3 +162,20 @@ def test_size_grouped_batches_cover_every_index_once():
     batches = list(SizeGroupedBatches(sizes, batch_size=2))
     assert batches == [[0, 2], [3, 6], [1, 4], [5]]
     assert all(len({sizes[i] for i in b}) == 1 for b in batches)
+
+
+def test_files_that_are_not_images_are_counted_and_named(tmp_path, capsys):
+    from commands.demo import collect
+    from data.datasets import left_out_note, walk_files
+
+    for name in ("a.png", "b.heic", "c.HEIC", "notes", ".DS_Store", "d.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    images, others = walk_files(tmp_path)
+    assert [Path(p).name for p in images] == ["a.png"]
+    assert [Path(p).name for p in others] == ["b.heic", "c.HEIC", "d.txt", "notes"]  # hidden files ignored
+    assert left_out_note(others) == ("4 files left out (not images): .heic (pip install pillow-heif to read them), "
+                                     ".txt, no extension")
+    assert left_out_note(others[:1]).startswith("1 file left out")
+    assert left_out_note([]) is None
+    assert [s.path for s in collect(str(tmp_path))] == images
+    assert "4 files left out (not images)" in capsys.readouterr().out

@@ -15,6 +15,7 @@ from data import Sample
 from engine.evaluation import mean_row, set_row
 from engine.inference import Scored
 from networks import build_model
+from tests.helpers import ROOT, run_main
 from util.checkpoint import save_checkpoint
 from util.metrics import binary_metrics
 
@@ -112,7 +113,11 @@ def test_demo_and_eval_agree_on_one_image(bench, tmp_path, capsys, crop):
     capsys.readouterr()
     demo.main(["-f", str(image), "-m", str(bench / "tiny.pth"), "--use_cpu", "--out", str(tmp_path / "d.csv"),
                *([] if crop is None else ["-c", str(crop)])])
-    assert capsys.readouterr().out == f"probability of being synthetic: {100 * eval_prob:.2f}%\n"
+    protocol = "whole image (the authors' demo; the checkpoint records none)" if crop is None else \
+        f"center crop {crop} (set by the flags)"
+    verdict = "synthetic" if eval_prob > 0.5 else "real"
+    assert capsys.readouterr().out == (f"test protocol: no resize, {protocol}\nprobability of being synthetic: "
+                                       f"{100 * eval_prob:.2f}% ({verdict} at threshold 50%)\n")
     assert float(read_csv(tmp_path / "d.csv")[0]["prob"]) == pytest.approx(eval_prob, abs=1e-6)
 
 
@@ -141,7 +146,8 @@ def test_sweep_writes_table_scores_and_plot(bench, tmp_path):
     assert [r["ap"] for r in rows[:3]] == [r["ap"] for r in unperturbed]  # sigma 0 is no blur
     assert rows[3]["ap"] != rows[0]["ap"]
     with Image.open(out / "sweep_blur.png") as png:
-        assert png.size[0] > 400 and png.size[1] > 300
+        assert png.size[0] > 1000 and png.size[1] > 700  # 7 x 4.5 inches at 200 dpi
+    assert (out / "sweep_blur.pdf").read_bytes().startswith(b"%PDF")
     assert "| progan |" in (out / "sweep_blur.md").read_text()
 
 
@@ -198,3 +204,66 @@ def test_bf16_autocast_scores_close_to_float32(bench, tmp_path):
                     / "scores.csv")
     diffs = [abs(float(a["logit"]) - float(b["logit"])) for a, b in zip(plain, bf16, strict=True)]
     assert 0 < max(diffs) < 0.05  # autocast really ran, and bf16 rounding stays small
+
+
+def _run_checkpoint(tmp_path: Path, protocol: dict | None) -> Path:
+    """best.pth in a run folder as train.py writes it: tiny.pth's weights, its options and a test protocol."""
+    run = tmp_path / "checkpoints" / "myrun"
+    run.mkdir(parents=True)
+    (run / "opt.json").write_text("{}")
+    torch.manual_seed(0)
+    payload = {"model": build_model("resnet18", pretrained=False).state_dict(), "options": {"arch": "resnet18"}}
+    if protocol is not None:
+        payload["test_protocol"] = protocol
+    save_checkpoint(run / "best.pth", payload)
+    return run / "best.pth"
+
+
+def test_a_checkpoint_carries_its_test_protocol(bench, tmp_path, capsys):
+    checkpoint = _run_checkpoint(tmp_path, {"crop_size": None, "resize": None})
+    capsys.readouterr()
+    eval_script.main(["--dataroot", str(bench / "test"), "-m", str(checkpoint), "--sets", "mixed",
+                      "--results_dir", str(tmp_path / "res"), "--num_workers", "0"])
+    out = capsys.readouterr().out
+    assert "test protocol: no resize, whole image (recorded in the checkpoint)" in out
+    recorded = read_csv(tmp_path / "res" / "myrun_best" / "scores.csv")  # named after the run, not best.pth
+    flags = read_csv(run_eval(bench, tmp_path / "flags", "--sets", "mixed", "--no_crop") / "scores.csv")
+    assert [r["prob"] for r in recorded] == [r["prob"] for r in flags]
+
+    image = bench / "test" / "mixed" / "0_real" / "0.png"
+    demo.main(["-f", str(image), "-m", str(checkpoint)])
+    assert "test protocol: no resize, whole image (recorded in the checkpoint)" in capsys.readouterr().out
+    demo.main(["-f", str(image), "-m", str(checkpoint), "-c", "16"])
+    assert "center crop 16 (set by the flags)" in capsys.readouterr().out
+
+
+def test_released_weights_keep_the_paper_protocol_and_small_images_are_flagged(bench, tmp_path, capsys):
+    run_eval(bench, tmp_path, "--sets", "biggan")  # 32 px images, no crop flag, no record
+    out = capsys.readouterr().out
+    assert "test protocol: no resize, center crop 224 (the paper's; the checkpoint records none)" in out
+    assert "note: 16 of 16 images looked at in biggan are smaller than the 224 px crop and are zero-padded; " \
+           "--no_crop scores whole images" in out
+    run_eval(bench, tmp_path / "b", "--sets", "biggan", "--crop_size", "32")
+    assert "note:" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", ["text", "png", "folder", "missing_release"])
+def test_checkpoint_errors_say_what_the_file_is(bench, tmp_path, capsys, monkeypatch, kind):
+    monkeypatch.chdir(tmp_path)
+    if kind == "text":
+        path, message = ROOT / "README.md", "README.md: not a checkpoint (it holds text;"
+    elif kind == "png":
+        path = tmp_path / "model.pth"
+        shutil.copy(bench / "test" / "mixed" / "0_real" / "0.png", path)
+        message = "model.pth: not a checkpoint (it holds a PNG image;"
+    elif kind == "folder":
+        path = _run_checkpoint(tmp_path, None).parent
+        message = f"{path}: a folder, not a checkpoint file; pass {path / 'best.pth'}"
+    else:
+        _run_checkpoint(tmp_path, None)
+        path = Path("weights/blur_jpg_prob0.5.pth")
+        message = ("weights/blur_jpg_prob0.5.pth: no such checkpoint file. Get the released weights with "
+                   "`python -m weights.download blur_jpg_prob0.5`, or pass a detector you trained with "
+                   "-m checkpoints/<run>/best.pth (here: checkpoints/myrun/best.pth)")
+    code, _, err = run_main(demo.main, ["-f", str(bench / "test" / "mixed"), "-m", str(path)], capsys)
+    assert code == 2 and err.startswith(f"error: {message}") and len(err.strip().splitlines()) == 1

@@ -1,3 +1,4 @@
+import argparse
 import ast
 import dataclasses
 import json
@@ -5,6 +6,7 @@ import re
 import shlex
 
 import pytest
+import torch
 
 from commands.ablation import AblationConfig
 from commands.benchmark import BenchmarkConfig
@@ -13,8 +15,13 @@ from commands.quickstart import QuickstartConfig, train_config
 from commands.ranking import RankingConfig
 from commands.spectra import SpectraConfig
 from engine.evaluation import EvalConfig
+from engine.inference import available_cpus, resolve_workers
 from engine.training import TrainConfig
 from options import (
+    analyze_parser,
+    benchmark_parser,
+    demo_parser,
+    eval_parser,
     parse_analyze_options,
     parse_benchmark_options,
     parse_dataset_download_options,
@@ -23,10 +30,12 @@ from options import (
     parse_quickstart_options,
     parse_train_options,
     parse_weights_download_options,
+    quickstart_parser,
+    train_parser,
 )
 from tests.helpers import AUTHORS_COMMAND, ROOT
 from util.errors import ConfigError
-from util.records import command_line, describe_config, save_config
+from util.records import command_line, save_config
 
 
 def test_authors_training_command_parses():
@@ -136,11 +145,8 @@ def test_command_line_gives_back_the_same_config():
     assert "--no_crop" in command_line(evaluation) and "a,b" in command_line(evaluation)
 
 
-def test_describe_marks_non_defaults_and_save_writes_json(tmp_path):
+def test_save_writes_plain_json(tmp_path):
     cfg = parse_train_options(["--blur_prob", "0.5", "--name", "x"])
-    text = describe_config(cfg)
-    assert re.search(r"blur_prob: 0\.5\t\[default: 0\.0\]", text)
-    assert re.search(r"lr: 0\.0001$", text, flags=re.M)
     save_config(cfg, tmp_path / "opt.json")
     saved = json.loads((tmp_path / "opt.json").read_text())
     assert saved["blur_prob"] == 0.5 and saved["blur_sig"] == [0.5, 0.5] and saved["dataroot"] == "dataset"
@@ -223,3 +229,64 @@ def test_one_debug_flag_for_every_command():
     assert parse_weights_download_options(["--debug"]).debug is True
     source = (ROOT / "options" / "parsers.py").read_text()
     assert source.count('"--debug"') == 1 and source.count('"--amp"') == 1
+
+
+PARSERS = [train_parser, eval_parser, demo_parser, quickstart_parser, benchmark_parser, analyze_parser]
+
+
+def _all_actions(parser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _all_actions(sub)
+        elif action.option_strings and action.dest != "help":
+            yield action
+
+
+@pytest.mark.parametrize("make", PARSERS)
+def test_help_has_text_and_one_readable_default_per_flag(make):
+    parser = make()
+    for action in _all_actions(parser):
+        assert action.help, action.option_strings
+    text = parser.format_help() if make is not analyze_parser else "\n".join(
+        sub.format_help() for sub in parser._subparsers._group_actions[0].choices.values())
+    flat = " ".join(text.split())
+    assert "(default: None)" not in flat and "(default: False)" not in flat and "('" not in flat
+    for line in re.split(r"\n  -", text):
+        assert " ".join(line.split()).count("(default") <= 1, line
+
+
+def test_help_shows_lists_as_typed_and_no_default_for_required_flags():
+    assert "(default: bilinear)" in " ".join(train_parser().format_help().split())
+    demo_help = " ".join(demo_parser().format_help().split())
+    assert "-f FILE, --file FILE an image, a folder (a 0_real/1_fake folder also reports AP) or a quoted glob -c" \
+        in demo_help
+    assert "gradient scaler" not in " ".join(eval_parser().format_help().split())
+    assert "gradient scaler" in " ".join(train_parser().format_help().split())
+
+
+def test_hyphenated_flags_are_read_as_the_underscore_ones():
+    cfg = parse_eval_options(["--no-crop", "--batch-size", "8", "--results-dir=out"])
+    assert cfg.no_crop and cfg.batch_size == 8 and str(cfg.results_dir) == "out"
+    assert parse_analyze_options(["spectra", "--max-images", "3"])[1].max_images == 3
+
+
+def test_unknown_flags_get_a_suggestion_and_stray_paths_a_glob_hint(capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        parse_train_options(["--blur_porb", "0.5"])
+    assert "--blur_porb: did you mean --blur_prob" in capsys.readouterr().err
+    for name in ("a.png", "b.png", "c.png"):
+        (tmp_path / name).touch()
+    with pytest.raises(SystemExit):
+        parse_demo_options(["-f", *(str(tmp_path / n) for n in ("a.png", "b.png", "c.png"))])
+    err = capsys.readouterr().err
+    assert "2 paths where one value was expected: did the shell expand a glob? Quote it" in err
+
+
+def test_workers_default_to_the_machine():
+    assert EvalConfig().num_workers == "auto" and parse_eval_options(["--num_workers", "auto"]).num_workers == "auto"
+    assert resolve_workers("auto", torch.device("cpu")) == 0
+    assert resolve_workers("auto", torch.device("cuda")) == min(available_cpus(), 16)
+    assert resolve_workers(3, torch.device("cpu")) == 3
+    with pytest.raises(ConfigError, match="--num_workers -1: give auto or a number >= 0"):
+        EvalConfig(num_workers=-1)

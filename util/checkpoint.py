@@ -26,11 +26,43 @@ class CheckpointError(UserError):
     """A checkpoint that is missing, unreadable, unsafe, or made for another network."""
 
 
+# torch.save writes a zip archive (since PyTorch 1.6) or, in the legacy format, a pickle (protocol 2+).
+_CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")
+_OTHER_FORMATS = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image",
+                  b"%PDF": "a PDF document", b"\x1f\x8b": "a gzip archive", b"7z\xbc\xaf": "a 7z archive"}
+
+
+def _not_a_checkpoint(path: Path) -> str | None:
+    """Why the file cannot be a checkpoint, judged by its first bytes; None when it may be one."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if head.startswith(_CHECKPOINT_MAGIC):
+        return None
+    if not head:
+        return "the file is empty"
+    kind = next((name for magic, name in _OTHER_FORMATS.items() if head.startswith(magic)), None)
+    if kind is None:
+        try:
+            head.decode("utf-8")
+            kind = "text"
+        except UnicodeDecodeError:
+            kind = "data in an unknown format"
+    return f"it holds {kind}"
+
+
 def load_checkpoint(path: Path | str) -> dict[str, Any]:
     """Read a checkpoint to CPU tensors, refusing any pickle that holds more than tensors and plain types."""
     path = Path(path)
+    if path.is_dir():
+        runs = [name for name in ("best.pth", "latest.pth") if (path / name).is_file()]
+        hint = f"pass {path / runs[0]}" if runs else "pass a .pth file"
+        raise CheckpointError(f"{path}: a folder, not a checkpoint file; {hint}")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    reason = _not_a_checkpoint(path)
+    if reason is not None:
+        raise CheckpointError(f"{path}: not a checkpoint ({reason}; a PyTorch .pth file is a zip archive or a "
+                              f"pickle)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import ModuleType
+from typing import Any
+
+# Print resolution for the PNGs; the PDF beside each is vector (images inside it keep their pixels).
+DPI = 200
 
 
 def pyplot() -> ModuleType:
@@ -13,3 +18,10 @@ def pyplot() -> ModuleType:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    """``path`` (a .png) and the same figure as a vector .pdf beside it, then free the figure."""
+    fig.savefig(path, dpi=DPI)
+    fig.savefig(path.with_suffix(".pdf"))
+    pyplot().close(fig)

@@ -1,5 +1,5 @@
-"""Configs as records: plain JSON-able dicts (opt.json, checkpoints), a readable dump, and the command line that
-gives the same config (flags are the field names, so ``--<field>`` always exists)."""
+"""Configs as records: plain JSON-able dicts (opt.json, checkpoints) and the command line that gives the same
+config (flags are the field names, so ``--<field>`` always exists)."""
 
 from __future__ import annotations
 
@@ -29,18 +29,6 @@ def save_config(config: Any, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(config_dict(config), indent=2) + "\n")
     os.replace(tmp, path)
-
-
-def describe_config(config: Any) -> str:
-    """One line per field, marking values that differ from the field's default."""
-    defaults = type(config)()
-    lines = ["----------------- options ---------------"]
-    for key, value in config_dict(config).items():
-        default = plain(getattr(defaults, key))
-        mark = "" if value == default else f"\t[default: {default}]"
-        lines.append(f"{key:>20}: {value}{mark}")
-    lines.append("----------------- end -------------------")
-    return "\n".join(lines)
 
 
 def command_line(config: Any) -> list[str]:

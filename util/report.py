@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from util.errors import UserError
-from util.plots import pyplot
+from util.plots import pyplot, save_figure
 
 SCORE_COLUMNS = ("set", "subclass", "path", "label", "logit", "prob")
 SUMMARY_COLUMNS = ("set", "n_real", "n_fake", "n_skipped", "ap", "acc", "r_acc", "f_acc", "auc", "acc_calibrated")
@@ -31,11 +31,13 @@ def _cell(value: Any) -> str:
 class CsvStream:
     """A CSV file written row by row and flushed, so an interrupted run leaves a valid file."""
 
-    def __init__(self, path: Path, columns: Sequence[str]) -> None:
+    def __init__(self, path: Path, columns: Sequence[str], append: bool = False) -> None:
+        """``append``: add rows to an existing file of these columns (its header stays)."""
         self.columns = tuple(columns)
-        self.file: TextIO = open(path, "w", newline="")
+        self.file: TextIO = open(path, "a" if append else "w", newline="")
         self.writer = csv.writer(self.file)
-        self.writer.writerow(self.columns)
+        if not append:
+            self.writer.writerow(self.columns)
 
     def write(self, rows: Iterable[Mapping[str, Any]]) -> None:
         self.writer.writerows([_cell(row[c]) for c in self.columns] for row in rows)
@@ -51,15 +53,16 @@ class CsvStream:
         self.close()
 
 
-def claim_folder(folder: Path, patterns: Sequence[str], overwrite: bool) -> None:
+def claim_folder(folder: Path, patterns: Sequence[str], overwrite: bool, elsewhere: str) -> None:
     """Make ``folder`` ready for a run's files (``patterns``): files an earlier run left there are an error, unless
-    ``overwrite``, which deletes those files (and nothing else) first."""
+    ``overwrite``, which deletes those files (and nothing else) first. ``elsewhere`` names the flags that choose
+    another folder."""
     folder.mkdir(parents=True, exist_ok=True)
     existing = sorted({path for pattern in patterns for path in folder.glob(pattern)})
     if existing and not overwrite:
         names = ", ".join(p.name for p in existing[:3]) + (", ..." if len(existing) > 3 else "")
         raise UserError(f"{folder} already holds results ({names}); pass --overwrite to replace them, or choose "
-                        f"another output folder")
+                        f"another folder with {elsewhere}")
     for path in existing:
         path.unlink()
 
@@ -118,5 +121,4 @@ def plot_sweep(path: Path, kind: str, values: Sequence[float], ap: Mapping[str, 
     if kind in ("jpeg", "resize"):  # stronger perturbation to the right, as for blur
         axis.invert_xaxis()
     axis.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
