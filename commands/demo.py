@@ -17,6 +17,7 @@ from engine.inference import (
     load_detector,
     resolve_workers,
     score_samples,
+    set_precision,
     small_image_note,
 )
 from util.distributed import resolve_device
@@ -91,6 +92,7 @@ def collect(target: str) -> list[Sample]:
 def run_demo(cfg: DemoConfig) -> Scored:
     samples = collect(cfg.file)
     device = resolve_device(cfg.device)
+    set_precision(device, cfg.amp)
     detector = load_detector(cfg.model_path, cfg.arch, device)
     protocol, source = choose_protocol(crop_size=cfg.crop, no_crop=cfg.no_crop, resize=None,
                                        recorded=detector.protocol, fallback=(WHOLE_IMAGE, "the authors' demo"))

@@ -154,7 +154,7 @@ def run_quickstart(cfg: QuickstartConfig) -> list[dict[str, Any]]:
         f"best direction.\n\n{text}\n\nTime: {times}.\n")
     print(f"\n{text}\n\nAP ranks every test image; accuracy calls an image synthetic above 0.5, the calibrated one "
           f"above a threshold chosen on the validation photos. Training validated on {train_config(cfg).crop_size} px "
-          f"center crops, the training crop size; testing scores whole 64 px images, which holds more evidence.\n")
+          f"center crops, the training crop size; testing scores whole 64 px images, which hold more evidence.\n")
 
     test_set = cfg.root / "test" / bench.train_generator
     for label in ("0_real", "1_fake"):

@@ -17,13 +17,14 @@ from data.datasets import (
     collate,
     find_test_sets,
     image_size,
+    init_worker,
     is_set_folder,
     list_images,
     load_rgb,
     protocol_list,
     scan_folder,
 )
-from data.transforms import AugmentConfig, EvalTransform, Perturbation, TrainTransform, ValTransform
+from data.transforms import AugmentConfig, EvalTransform, Perturbation, TrainTransform, ValTransform, normalize
 
 __all__ = [
     "PAPER_MEAN_SETS",
@@ -39,6 +40,8 @@ __all__ = [
     "SizeGroupedBatches",
     "find_test_sets",
     "image_size",
+    "init_worker",
+    "normalize",
     "is_set_folder",
     "list_images",
     "DatasetError",

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError, features
@@ -264,7 +265,7 @@ def load_rgb(path: str) -> Image.Image:
             raise BadImage(path, f"colour mode {img.mode}: {err}") from None
 
 
-Transform = Callable[[Image.Image, np.random.Generator], torch.Tensor]
+Transform = Callable[[Image.Image, np.random.Generator], np.ndarray]  # -> HxWx3 uint8
 
 
 class ImageDataset(Dataset):
@@ -298,26 +299,37 @@ class ImageDataset(Dataset):
         return self.transform(image, rng), sample.label, index, None
 
 
-Item = tuple[torch.Tensor | None, int, int, str | None]  # image (None if unreadable), label, index, reason
+Item = tuple[np.ndarray | None, int, int, str | None]  # image (None if unreadable), label, index, reason
 
 
 @dataclass
 class Batch:
-    """The readable images of a batch, and the (index, reason) of the ones that could not be read."""
+    """The readable images of a batch as uint8 BxHxWx3 (``data.transforms.normalize`` makes the network input),
+    and the (index, reason) of the ones that could not be read."""
 
     images: torch.Tensor
     labels: torch.Tensor
     indices: torch.Tensor
     skipped: list[tuple[int, str]]
 
+    def pin_memory(self) -> Batch:
+        """Called by the DataLoader's pin_memory thread, so copies to the GPU can overlap compute."""
+        return Batch(self.images.pin_memory(), self.labels.pin_memory(), self.indices.pin_memory(), self.skipped)
+
 
 def collate(items: Sequence[Item]) -> Batch:
     """Stack the readable items; an unreadable image leaves the batch and is reported instead of failing it."""
     good = [item for item in items if item[3] is None]
-    return Batch(images=torch.stack([item[0] for item in good]) if good else torch.empty(0),
+    images = torch.from_numpy(np.stack([item[0] for item in good])) if good else torch.empty(0, dtype=torch.uint8)
+    return Batch(images=images,
                  labels=torch.tensor([item[1] for item in good], dtype=torch.int64),
                  indices=torch.tensor([item[2] for item in good], dtype=torch.int64),
                  skipped=[(item[2], item[3]) for item in items if item[3] is not None])
+
+
+def init_worker(_: int) -> None:
+    """DataLoader workers parallelize over images: OpenCV's own threads in each would oversubscribe the cores."""
+    cv2.setNumThreads(1)
 
 
 class SeededSampler(Sampler[tuple[int, int]]):

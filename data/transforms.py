@@ -4,11 +4,14 @@ Randomness never happens inside a transform: ``sample_train_params`` draws every
 generator it is given, and ``TrainTransform`` applies them deterministically, so tests can pin each parameter and
 a run is a function of its seed.
 
-Arrays are HxWx3 uint8 RGB until ``to_normalized_tensor``.
+Arrays are HxWx3 uint8 RGB throughout, and the presets return them so: loader workers hand over uint8 batches
+(a quarter of float32's bytes) and ``normalize`` turns a batch into the network's float input on the device,
+with the same float32 operations as torchvision's ToTensor + Normalize.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from io import BytesIO
 
@@ -54,22 +57,46 @@ def resized_size(width: int, height: int, size: int) -> tuple[int, int]:
 
 
 def resize_shorter(img: Image.Image, size: int, interpolation: str) -> Image.Image:
-    return img.resize(resized_size(*img.size, size), PIL_INTERPOLATION[interpolation])
+    target = resized_size(*img.size, size)
+    return img if target == img.size else img.resize(target, PIL_INTERPOLATION[interpolation])
+
+
+def gaussian_kernel(sigma: float, truncate: float = 4.0) -> np.ndarray:
+    """scipy.ndimage.gaussian_filter's 1-D kernel: radius int(truncate * sigma + 0.5), weights normalized."""
+    radius = int(truncate * sigma + 0.5)
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    weights = np.exp(-0.5 * (x / sigma) ** 2)
+    return weights / weights.sum()
+
+
+_IDENTITY = np.ones(1)
 
 
 def gaussian_blur(arr: np.ndarray, sigma: float) -> np.ndarray:
-    """Blur each channel with scipy's gaussian_filter, writing uint8 output as the reference does."""
-    out = np.empty_like(arr)
-    for c in range(arr.shape[2]):
-        gaussian_filter(arr[:, :, c], sigma=sigma, output=out[:, :, c])
-    return out
+    """The paper's blur, scipy's ``gaussian_filter`` per channel with uint8 output (truncate 4, 'reflect'
+    border), computed with OpenCV on all channels at once, 4-10x faster, within one gray level of scipy.
+
+    scipy filters axis 0, writes the uint8 output (truncating), then filters axis 1 from it; the two passes here
+    do the same in float32 (OpenCV's BORDER_REFLECT is scipy's 'reflect')."""
+    if sigma == 0:
+        return arr.copy()
+    kernel = gaussian_kernel(sigma)
+    if len(kernel) // 2 >= min(arr.shape[:2]):  # a kernel wider than the image reflects more than once: scipy
+        out = np.empty_like(arr)
+        for c in range(arr.shape[2]):
+            gaussian_filter(arr[:, :, c], sigma=sigma, output=out[:, :, c])
+        return out
+    rows = cv2.sepFilter2D(np.ascontiguousarray(arr), cv2.CV_32F, _IDENTITY, kernel, borderType=cv2.BORDER_REFLECT)
+    cols = cv2.sepFilter2D(rows.astype(np.uint8), cv2.CV_32F, kernel, _IDENTITY, borderType=cv2.BORDER_REFLECT)
+    return cols.astype(np.uint8).reshape(arr.shape)  # OpenCV drops the channel axis of a one-channel image
 
 
 def jpeg_cv2(arr: np.ndarray, quality: int) -> np.ndarray:
-    ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(arr[:, :, ::-1]), [int(cv2.IMWRITE_JPEG_QUALITY), quality])
+    # cvtColor swaps RGB and BGR in one fast pass; copying numpy's reversed channel view is much slower.
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(arr, cv2.COLOR_RGB2BGR), [int(cv2.IMWRITE_JPEG_QUALITY), quality])
     if not ok:
         raise ValueError("OpenCV failed to JPEG-encode the image")
-    return np.ascontiguousarray(cv2.imdecode(encoded, cv2.IMREAD_COLOR)[:, :, ::-1])
+    return cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 def jpeg_pil(arr: np.ndarray, quality: int) -> np.ndarray:
@@ -110,18 +137,24 @@ def center_crop(arr: np.ndarray, size: int) -> np.ndarray:
 
 
 def hflip(arr: np.ndarray) -> np.ndarray:
-    return arr[:, ::-1]
+    # OpenCV writes a contiguous copy; copying numpy's reversed view costs 40x more (0.2 ms at 224 px).
+    return cv2.flip(arr, 1).reshape(arr.shape)
 
 
-_MEAN = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(3, 1, 1)
-_STD = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(3, 1, 1)
+@functools.cache
+def _imagenet_stats(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std as (1, 3, 1, 1) float32 tensors on ``device``, made once so no step copies them again."""
+    return (torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=device).view(1, 3, 1, 1),
+            torch.tensor(IMAGENET_STD, dtype=torch.float32, device=device).view(1, 3, 1, 1))
 
 
-def to_normalized_tensor(arr: np.ndarray) -> torch.Tensor:
-    """uint8 HxWx3 -> float32 3xHxW, x/255 then ImageNet normalization (the same float32 ops as torchvision)."""
-    # np.require copies only when needed: PIL arrays are read-only and flips are strided views.
-    tensor = torch.from_numpy(np.require(arr, requirements=["C", "W"])).permute(2, 0, 1).float().div(255)
-    return tensor.sub_(_MEAN).div_(_STD)
+def normalize(batch: torch.Tensor, memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+    """uint8 Bx HxWx3 (on any device) -> float32 Bx3xHxW: x/255, then ImageNet normalization, the same float32
+    operations as torchvision's ToTensor + Normalize, so the values equal the authors' preprocessed tensors."""
+    mean, std = _imagenet_stats(batch.device)
+    # NHWC permuted to NCHW has channels_last strides: CUDA models take it as it is; others get one copy.
+    images = batch.permute(0, 3, 1, 2).float().div_(255).sub_(mean).div_(std)
+    return images.contiguous(memory_format=memory_format)
 
 
 # ------------------------------------------------------------------------------------------------- presets
@@ -181,7 +214,7 @@ def sample_train_params(rng: np.random.Generator, cfg: AugmentConfig, width: int
     )
 
 
-def apply_train_params(img: Image.Image, cfg: AugmentConfig, params: AugmentParams) -> torch.Tensor:
+def apply_train_params(img: Image.Image, cfg: AugmentConfig, params: AugmentParams) -> np.ndarray:
     """resize -> blur -> JPEG -> crop -> flip -> tensor, the reference order."""
     if cfg.resize:
         img = resize_shorter(img, cfg.load_size, params.interpolation)
@@ -195,7 +228,7 @@ def apply_train_params(img: Image.Image, cfg: AugmentConfig, params: AugmentPara
         arr = crop(arr, top=params.crop_top, left=params.crop_left, height=cfg.crop_size, width=cfg.crop_size)
     if params.flip:
         arr = hflip(arr)
-    return to_normalized_tensor(arr)
+    return np.ascontiguousarray(arr)
 
 
 class TrainTransform:
@@ -204,7 +237,7 @@ class TrainTransform:
     def __init__(self, cfg: AugmentConfig) -> None:
         self.cfg = cfg
 
-    def __call__(self, img: Image.Image, rng: np.random.Generator) -> torch.Tensor:
+    def __call__(self, img: Image.Image, rng: np.random.Generator) -> np.ndarray:
         return apply_train_params(img, self.cfg, sample_train_params(rng, self.cfg, *img.size))
 
 
@@ -222,7 +255,7 @@ class ValTransform:
         self.sigma = sum(cfg.blur_sig) / 2
         self.quality = int(sum(cfg.jpg_qual) / 2)
 
-    def __call__(self, img: Image.Image, rng: np.random.Generator) -> torch.Tensor:
+    def __call__(self, img: Image.Image, rng: np.random.Generator) -> np.ndarray:
         if self.cfg.resize:
             img = resize_shorter(img, self.cfg.load_size, "bilinear")
         arr = np.asarray(img)
@@ -234,7 +267,7 @@ class ValTransform:
                 arr = jpeg_pil(arr, self.quality)
         if self.cfg.crop:
             arr = center_crop(arr, self.cfg.crop_size)
-        return to_normalized_tensor(arr)
+        return np.ascontiguousarray(arr)
 
 
 @dataclass(frozen=True)
@@ -296,10 +329,10 @@ class EvalTransform:
         width, height = self.perturbation.size(width, height)
         return resized_size(width, height, self.resize) if self.resize else (width, height)
 
-    def __call__(self, img: Image.Image, rng: np.random.Generator | None = None) -> torch.Tensor:
+    def __call__(self, img: Image.Image, rng: np.random.Generator | None = None) -> np.ndarray:
         arr = perturb(img, self.perturbation)
         if self.resize:
             arr = np.asarray(resize_shorter(Image.fromarray(arr), self.resize, "bilinear"))
         if self.crop_size is not None:
             arr = center_crop(arr, self.crop_size)
-        return to_normalized_tensor(arr)
+        return np.ascontiguousarray(arr)

@@ -48,6 +48,7 @@ from engine.inference import (
     load_detector,
     resolve_workers,
     score_samples,
+    set_precision,
     small_image_note,
 )
 from util.distributed import resolve_device
@@ -375,6 +376,7 @@ def evaluate(cfg: EvalConfig) -> list[dict[str, Any]]:
     # The sets and the checkpoint are checked before any file is touched.
     sets = _load_sets(cfg)
     device = resolve_device(cfg.device)
+    set_precision(device, cfg.amp)
     detector = load_detector(cfg.model_path, cfg.arch, device)
     protocol, source = cfg.test_protocol(detector)
     print(f"test protocol: {protocol.describe()} ({source})")

@@ -30,6 +30,8 @@ from data import (
     SizeGroupedBatches,
     collate,
     image_size,
+    init_worker,
+    normalize,
 )
 from networks import build_model
 from networks.released import RELEASED
@@ -90,6 +92,14 @@ def resolve_workers(setting: int | str, device: torch.device) -> int:
     return min(available_cpus(), MAX_AUTO_WORKERS) if device.type == "cuda" else 0
 
 
+def set_precision(device: torch.device, amp: str) -> None:
+    """Without autocast, CUDA computes in true fp32: PyTorch lets cuDNN use TF32 for convolutions by default, which
+    moves probabilities by about 1e-4 from the CPU's; with it off, Table 2 comes out the same on any device.
+    ``--amp bf16`` is the speed setting."""
+    if device.type == "cuda":
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = amp != "off"
+
+
 def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
     if amp == "off":
         return contextlib.nullcontext()
@@ -132,7 +142,7 @@ def predict(model: nn.Module, loader: DataLoader, device: torch.device, amp: str
         skipped.extend(batch.skipped)
         if len(batch.indices) == 0:
             continue
-        images = batch.images.to(device, non_blocking=True, memory_format=layout)
+        images = normalize(batch.images.to(device, non_blocking=True), layout)
         with autocast(device, amp):
             logits.append(model(images).squeeze(1).float())
         labels.append(batch.labels.to(device))
@@ -259,27 +269,39 @@ class Scored:
                 for s, logit, prob in zip(self.samples, self.logits, self.probs, strict=True)]
 
 
+def eval_loader(samples: Sequence[Sample], transform: EvalTransform, *, batch_size: int, num_workers: int,
+                device: torch.device, sizes: Sequence[tuple[int, int]] | None = None) -> DataLoader:
+    """Batches of ``samples`` of equal output size: whole images of several sizes are grouped by size instead of
+    going one at a time. ``sizes``: each sample's image size, when already read (else read from the headers)."""
+    if transform.crop_size is not None:
+        sizes = [(transform.crop_size, transform.crop_size)] * len(samples)
+    elif sizes is None:
+        sizes = [image_size(sample.path) for sample in samples]
+    sizes = [transform.output_size(*size) for size in sizes]
+    return DataLoader(ImageDataset(samples, transform), batch_sampler=SizeGroupedBatches(sizes, batch_size),
+                      num_workers=num_workers, collate_fn=collate, pin_memory=device.type == "cuda",
+                      worker_init_fn=init_worker, prefetch_factor=4 if num_workers else None)
+
+
 def score_samples(model: nn.Module, samples: Sequence[Sample], transform: EvalTransform, *, batch_size: int,
                   num_workers: int, device: torch.device, amp: str, desc: str = "score",
                   progress: bool = True) -> tuple[Scored, list[tuple[Sample, str]]]:
-    """Logits of the readable samples (in order), and (sample, reason) for each unreadable one. Whole images
-    (no crop) are batched by size instead of one at a time."""
+    """Logits of the readable samples (in order), and (sample, reason) for each unreadable one."""
     skipped: list[tuple[Sample, str]] = []
-    if transform.crop_size is None:
+    readable, sizes = list(samples), None
+    if transform.crop_size is None:  # batching by size reads each header first; unreadable files end here
         readable, sizes = [], []
         for sample in samples:
             try:
-                sizes.append(transform.output_size(*image_size(sample.path)))
+                sizes.append(image_size(sample.path))
                 readable.append(sample)
             except BadImage as err:
                 skipped.append((sample, err.reason))
-    else:
-        readable, sizes = list(samples), [(transform.crop_size, transform.crop_size)] * len(samples)
     logits = np.empty(0, dtype=np.float32)
     kept: list[Sample] = []
     if readable:
-        loader = DataLoader(ImageDataset(readable, transform), batch_sampler=SizeGroupedBatches(sizes, batch_size),
-                            num_workers=num_workers, collate_fn=collate, pin_memory=device.type == "cuda")
+        loader = eval_loader(readable, transform, batch_size=batch_size, num_workers=num_workers, device=device,
+                             sizes=sizes)
         predictions = predict(model, loader, device, amp, progress=progress, desc=desc)
         kept, logits = [readable[i] for i in predictions.indices], predictions.logits
         skipped += [(readable[i], reason) for i, reason in predictions.skipped.items()]

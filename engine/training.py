@@ -35,6 +35,8 @@ from data import (
     ValTransform,
     balanced_weights,
     collate,
+    init_worker,
+    normalize,
     protocol_list,
     scan_folder,
 )
@@ -48,6 +50,7 @@ from engine.inference import (
     memory_format,
     predict,
     resolve_workers,
+    set_precision,
 )
 from networks import ARCHS, build_model
 from util import distributed
@@ -191,25 +194,48 @@ def make_loader(dataset: ImageDataset, sampler: SeededSampler, cfg: TrainConfig,
         collate_fn=collate,
         pin_memory=device.type == "cuda",
         persistent_workers=workers > 0,
+        worker_init_fn=init_worker,
+        prefetch_factor=4 if workers else None,
         # A last batch of one image would break BatchNorm in training; the sampler reshuffles every epoch.
         drop_last=train,
     )
 
 
 def train_step(model: nn.Module, *, images: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
-               scaler: torch.amp.GradScaler, device: torch.device, amp: str) -> float:
-    """One optimization step; returns the loss, refusing to step on a non-finite one."""
+               scaler: torch.amp.GradScaler, device: torch.device, amp: str) -> torch.Tensor:
+    """One optimization step; returns the loss as a device scalar. Reading it would wait for the GPU, so the
+    caller checks it only every few steps (``LossWindow``)."""
     with autocast(device, amp):
         logits = model(images).squeeze(1)
     loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
-    value = loss.item()
-    if not math.isfinite(value):
-        raise FloatingPointError(f"loss is {value}")
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.step(optimizer)
     scaler.update()
-    return value
+    return loss.detach()
+
+
+class LossWindow:
+    """The losses since the last check, summed on the device: one host read per check instead of per step."""
+
+    def __init__(self, first_step: int) -> None:
+        self.first_step, self.steps, self.total = first_step, 0, None
+
+    def add(self, loss: torch.Tensor) -> None:
+        self.total = loss if self.total is None else self.total + loss
+        self.steps += 1
+
+    def mean(self) -> float | None:
+        """The window's mean loss, or None when it is empty; raises FloatingPointError if any loss was not
+        finite (the weights are then suspect, so no checkpoint may be written from them)."""
+        if self.total is None:
+            return None
+        value = self.total.item() / self.steps
+        if not math.isfinite(value):
+            last = self.first_step + self.steps - 1
+            where = f"at step {last}" if self.steps == 1 else f"between steps {self.first_step} and {last}"
+            raise FloatingPointError(f"{where}: loss is {value}")
+        return value
 
 
 class RunLog:
@@ -278,6 +304,7 @@ def completed_run(cfg: TrainConfig) -> bool:
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Run (or resume) training as ``cfg`` says; returns the best validation accuracy and its epoch."""
     process, device = distributed.setup(cfg.device)
+    set_precision(device, cfg.amp)
     try:
         return _train(cfg, process, device)
     finally:
@@ -413,6 +440,7 @@ class _Run:
         bar = tqdm(loader, desc=f"epoch {progress.epochs_done + 1}", total=batches_per_epoch,
                    initial=progress.batches_done, disable=not self.process.is_main, dynamic_ncols=True)
         layout = input_memory_format(self.model)
+        window = LossWindow(progress.total_steps + 1)
         for batch in bar:
             self.skip("train", loader.dataset, batch.skipped)
             too_many = self.too_many_bad("train", len(loader.dataset) / self.process.world_size)
@@ -423,26 +451,34 @@ class _Run:
                 progress.batches_done += 1
                 progress.total_steps += 1
                 continue
-            images = batch.images.to(self.device, non_blocking=True, memory_format=layout)
+            images = normalize(batch.images.to(self.device, non_blocking=True), layout)
             labels = batch.labels.to(self.device, non_blocking=True)
-            try:
-                loss = train_step(self.model, images=images, labels=labels, optimizer=self.optimizer,
-                                  scaler=self.scaler, device=self.device, amp=cfg.amp)
-            except FloatingPointError as err:
-                raise UserError(f"training stopped at step {progress.total_steps + 1}: {err}. The last good "
-                                f"checkpoint is {self.run_dir / 'latest.pth'}; try a lower --lr or --amp off") from None
+            window.add(train_step(self.model, images=images, labels=labels, optimizer=self.optimizer,
+                                  scaler=self.scaler, device=self.device, amp=cfg.amp))
             progress.batches_done += 1
             progress.total_steps += 1
             window_images += len(images) * self.process.world_size
-            if progress.total_steps % cfg.loss_freq == 0:
+            log = progress.total_steps % cfg.loss_freq == 0
+            if log or progress.total_steps % cfg.save_latest_freq == 0:
+                loss = self._checked(window)
+                window = LossWindow(progress.total_steps + 1)
+                bar.set_postfix(loss=f"{loss:.4f}")
+            if log:
                 elapsed = time.perf_counter() - window_start
                 self.log.log("train", progress.total_steps, {
                     "epoch": progress.epochs_done + 1, "loss": loss, "lr": self.optimizer.param_groups[0]["lr"],
                     "images_per_s": window_images / max(elapsed, 1e-9)})
                 window_start, window_images = time.perf_counter(), 0
-            bar.set_postfix(loss=f"{loss:.4f}")
             if progress.total_steps % cfg.save_latest_freq == 0:
                 self.save("latest.pth")
+        self._checked(window)  # before the epoch's checkpoints
+
+    def _checked(self, window: LossWindow) -> float | None:
+        try:
+            return window.mean()
+        except FloatingPointError as err:
+            raise UserError(f"training stopped {err}. The last good checkpoint is {self.run_dir / 'latest.pth'}; "
+                            f"try a lower --lr or --amp off") from None
 
     def _agree(self, usable: bool, stop: bool) -> tuple[bool, bool]:
         """(every process has a usable batch, some process must stop); under DDP all must step, or stop, together."""

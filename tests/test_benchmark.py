@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from commands.benchmark import RATIOS, run_benchmark, write_mixed_sizes
+from commands.benchmark import DEVICE_DEFAULTS, RATIOS, _Handover, run_benchmark, write_mixed_sizes
 from data import EvalTransform, scan_folder
 from engine.inference import input_memory_format, score_samples
 from networks import build_model
@@ -27,7 +27,13 @@ def test_benchmark_produces_every_number(tmp_path: Path):
     assert set(result["measures"]) == MEASURES
     for name, measure in result["measures"].items():
         assert measure["images_per_s"] > 0 and measure["seconds"] > 0, name
-        assert measure["images"] == (16 if name == "eval_2x_images" else 8), name
+        # Loader paths count the images after the first window (start-up); the bounds count every image.
+        total = 16 if name == "eval_2x_images" else 8
+        assert (0 < measure["images"] < total) if name.startswith(("eval", "no_crop", "train")) and \
+            name != "train_step" else measure["images"] == total, name
+    assert set(result["loader_ms_per_image"]) == {"train", "eval", "decode"}
+    assert all(0 < ms < 1000 for ms in result["loader_ms_per_image"].values())
+    assert (result["batch_size"], result["images"]) == (4, 8)
     assert set(result["ratios"]) == set(RATIOS)
     saved = json.loads((tmp_path / "benchmark.json").read_text())
     assert saved["results"][0]["ratios"] == pytest.approx(result["ratios"])
@@ -66,3 +72,16 @@ def test_speed_settings_leave_the_scores_unchanged(tmp_path: Path):
     assert np.array_equal(_scores(model, samples, num_workers=2), _scores(model, samples))
     np.testing.assert_allclose(_scores(model, samples), reference, atol=1e-5)
     np.testing.assert_allclose(_scores(model.to(memory_format=torch.channels_last), samples), reference, atol=1e-5)
+
+
+def test_steady_state_drops_the_first_window():
+    handover = _Handover.__new__(_Handover)
+    handover.times, handover.sizes = [0.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0], [4] * 10
+    # 10 batches in 5 windows: the first two batches are start-up; 8 batches of 4 from t=11 to the end at 19.
+    assert _Handover.steady(handover, 19.0) == (32, 8.0)
+
+
+def test_per_device_defaults():
+    assert DEVICE_DEFAULTS["cpu"] == {"batch_size": 32, "images": 128}
+    assert DEVICE_DEFAULTS["cuda"]["images"] >= 4096
+    assert parse_benchmark_options([]).batch_size is None  # resolved per device

@@ -251,11 +251,12 @@ def test_released_weights_keep_the_paper_protocol_and_small_images_are_flagged(b
 def test_checkpoint_errors_say_what_the_file_is(bench, tmp_path, capsys, monkeypatch, kind):
     monkeypatch.chdir(tmp_path)
     if kind == "text":
-        path, message = ROOT / "README.md", "README.md: not a checkpoint (it holds text;"
+        path = ROOT / "README.md"
+        message = f"{path}: not a checkpoint (it holds text;"
     elif kind == "png":
         path = tmp_path / "model.pth"
         shutil.copy(bench / "test" / "mixed" / "0_real" / "0.png", path)
-        message = "model.pth: not a checkpoint (it holds a PNG image;"
+        message = f"{path}: not a checkpoint (it holds a PNG image;"
     elif kind == "folder":
         path = _run_checkpoint(tmp_path, None).parent
         message = f"{path}: a folder, not a checkpoint file; pass {path / 'best.pth'}"
