@@ -7,19 +7,20 @@
 `ablation` takes every train.py option; each class count is an ordinary training run, then an eval.py run.
 """
 
-from commands.ablation import run_ablation
-from commands.ranking import run_ranking
-from commands.spectra import run_spectra
+import importlib
+
 from options import parse_analyze_options
 from util.errors import user_errors
 
-COMMANDS = {"spectra": run_spectra, "ranking": run_ranking, "ablation": run_ablation}
+COMMANDS = {"spectra": "commands.spectra:run_spectra", "ranking": "commands.ranking:run_ranking",
+            "ablation": "commands.ablation:run_ablation"}
 
 
 def main(argv: list[str] | None = None) -> None:
     command, cfg, debug = parse_analyze_options(argv)
     with user_errors(debug):
-        COMMANDS[command](cfg)
+        module, function = COMMANDS[command].split(":")  # imported after parsing, as it needs PyTorch
+        getattr(importlib.import_module(module), function)(cfg)
 
 
 if __name__ == "__main__":

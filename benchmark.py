@@ -7,7 +7,6 @@ Writes results/benchmark/benchmark.json and benchmark.md (images/s, peak memory,
 train/train_step, no-crop batched/batch 1).
 """
 
-from commands.benchmark import run_benchmark
 from options import parse_benchmark_options
 from util.errors import user_errors
 
@@ -15,6 +14,8 @@ from util.errors import user_errors
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_benchmark_options(argv)
     with user_errors(cfg.debug):
+        from commands.benchmark import run_benchmark  # after parsing: --help and usage errors need no PyTorch
+
         run_benchmark(cfg)
 
 

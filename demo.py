@@ -5,7 +5,6 @@
     python demo.py -f "./photos/**/*.jpg" -c 224
 """
 
-from commands.demo import run_demo
 from options import parse_demo_options
 from util.errors import user_errors
 
@@ -13,6 +12,8 @@ from util.errors import user_errors
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_demo_options(argv)
     with user_errors(cfg.debug):
+        from commands.demo import run_demo  # after parsing: --help and usage errors need no PyTorch
+
         run_demo(cfg)
 
 

@@ -8,7 +8,6 @@
 Results: <results_dir>/<checkpoint name>/{scores.csv, summary.csv, summary.md, opt.json, ...}.
 """
 
-from engine.evaluation import evaluate
 from options import parse_eval_options
 from util.errors import user_errors
 
@@ -16,6 +15,8 @@ from util.errors import user_errors
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_eval_options(argv)
     with user_errors(cfg.debug):
+        from engine.evaluation import evaluate  # after parsing: --help and usage errors need no PyTorch
+
         evaluate(cfg)
 
 

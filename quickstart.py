@@ -8,7 +8,6 @@ The benchmark lands in dataset/mini/ (reused while its settings match), the dete
 checkpoints/quickstart_<size>_seed<seed>/, the tables in results/quickstart_<size>_seed<seed>/.
 """
 
-from commands.quickstart import run_quickstart
 from options import parse_quickstart_options
 from util.errors import user_errors
 
@@ -16,6 +15,8 @@ from util.errors import user_errors
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_quickstart_options(argv)
     with user_errors(cfg.debug):
+        from commands.quickstart import run_quickstart  # after parsing: --help and usage errors need no PyTorch
+
         run_quickstart(cfg)
 
 

@@ -13,7 +13,6 @@ Several GPUs (one process each; --batch_size is per process):
 Resume after a stop or a crash: the same command plus --continue_train.
 """
 
-from engine.training import train
 from options import parse_train_options
 from util.errors import user_errors
 
@@ -21,6 +20,8 @@ from util.errors import user_errors
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_train_options(argv)
     with user_errors(cfg.debug):
+        from engine.training import train  # after parsing: --help and usage errors need no PyTorch
+
         train(cfg)
 
 

@@ -11,44 +11,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from data import PROTOCOLS, find_test_sets
-from engine.evaluation import EvalConfig, evaluate
-from engine.training import TrainConfig, completed_run, train
-from util.errors import ConfigError, UserError
+from commands.configs import AblationConfig
+from data import find_test_sets
+from engine.configs import EvalConfig, TrainConfig
+from engine.evaluation import evaluate
+from engine.training import completed_run, train
+from util.errors import UserError
 from util.plots import pyplot, save_figure
 from util.report import claim_folder, markdown_table, write_csv
-
-
-@dataclass(frozen=True, kw_only=True)
-class AblationConfig:
-    """analyze.py ablation: the training runs' shared settings and how to evaluate them."""
-
-    train: TrainConfig = field(default_factory=TrainConfig)
-    """Every run's recipe; each run replaces ``classes`` and ``name``."""
-    num_classes: tuple[int, ...] = (2, 4, 8, 16, 20)
-    """Training-class counts; nested subsets, chosen by the training seed."""
-    test_dataroot: Path = Path("./dataset/test")
-    test_sets: tuple[str, ...] | None = None
-    """Test sets (None: the training protocol's, else every set found)."""
-    eval_crop_size: int | None = None
-    """None: the runs' recorded test protocol."""
-    eval_no_crop: bool = False
-    eval_batch_size: int = 64
-    results_dir: Path = Path("results")
-    """ablation.csv/.md/.png go to <results_dir>/<train.name>/."""
-    overwrite: bool = False
-
-    def __post_init__(self) -> None:
-        if self.test_sets is None and self.train.protocol is not None:
-            object.__setattr__(self, "test_sets", PROTOCOLS[self.train.protocol].test_sets)
-        if self.eval_no_crop and self.eval_crop_size is not None:
-            raise ConfigError("--eval_crop_size has no effect with --eval_no_crop; leave it out")
 
 
 def class_subsets(classes: Sequence[str], counts: Sequence[int], seed: int) -> list[tuple[str, ...]]:

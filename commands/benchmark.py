@@ -38,60 +38,16 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 
+from commands.configs import BenchmarkConfig
 from data import Batch, EvalTransform, ImageDataset, TrainTransform, collate, load_rgb, scan_folder
 from data.synthetic import make_upsampling_set, smooth_image
-from engine.inference import (
-    autocast,
-    available_cpus,
-    check_runtime,
-    eval_loader,
-    input_memory_format,
-    memory_format,
-    predict,
-    resolve_workers,
-)
-from engine.training import TrainConfig, train, train_step
-from networks import ARCHS, build_model
+from engine.configs import TrainConfig, available_cpus, resolve_workers
+from engine.inference import autocast, eval_loader, input_memory_format, memory_format, predict
+from engine.training import train, train_step
+from networks import build_model
 from util.distributed import resolve_device
-from util.errors import ConfigError
 from util.records import config_dict
 from util.report import claim_folder, markdown_table
-
-DEVICES = ("cpu", "cuda")
-CHANNELS_LAST = ("auto", "on", "off")
-
-
-@dataclass(frozen=True, kw_only=True)
-class BenchmarkConfig:
-    """One benchmark.py run. Field names are its flags."""
-
-    devices: tuple[str, ...] | None = None
-    """cpu and/or cuda (None: cpu, and cuda when available)."""
-    amp: str = "off"
-    num_workers: int | str = "auto"
-    debug: bool = False
-    arch: str = "resnet50"
-    batch_size: int | None = None
-    """Images per batch (None: 32 on CPU, 128 on CUDA)."""
-    channels_last: str = "auto"
-    """Model and batch layout; auto = what eval.py/train.py use (channels_last on CUDA)."""
-    images: int | None = None
-    """Images per measurement (None: 128 on CPU, 4096 on CUDA); the memory check evaluates twice as many."""
-    image_size: int = 256
-    crop_size: int = 224
-    out: Path = Path("results/benchmark")
-    overwrite: bool = False
-
-    def __post_init__(self) -> None:
-        check_runtime(self.amp, self.num_workers)
-        if any(d not in DEVICES for d in self.devices or ()):
-            raise ConfigError(f"--devices {','.join(self.devices or ())}: choose from {', '.join(DEVICES)}")
-        if self.arch not in ARCHS:
-            raise ConfigError(f"--arch {self.arch}: choose one of {', '.join(ARCHS)}")
-        if self.channels_last not in CHANNELS_LAST:
-            raise ConfigError(f"--channels_last {self.channels_last}: choose one of {', '.join(CHANNELS_LAST)}")
-        if self.crop_size > self.image_size:
-            raise ConfigError(f"--crop_size {self.crop_size} exceeds --image_size {self.image_size}")
 
 WARMUP_BATCHES = 2
 # Per-device defaults: a CPU measures in minutes at 128 images; a GPU needs thousands to reach its steady state.

@@ -4,58 +4,19 @@ from __future__ import annotations
 
 import glob
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
+from commands.configs import DemoConfig
 from data import BadImage, Sample, is_set_folder, load_rgb, scan_folder
 from data.datasets import image_extensions, left_out_note, walk_files
-from engine.inference import (
-    WHOLE_IMAGE,
-    Runtime,
-    Scored,
-    choose_protocol,
-    load_detector,
-    resolve_workers,
-    score_samples,
-    set_precision,
-    small_image_note,
-)
+from engine.configs import WHOLE_IMAGE, choose_protocol, resolve_workers
+from engine.inference import Scored, load_detector, score_samples, set_precision, small_image_note
 from util.distributed import resolve_device
-from util.errors import ConfigError, UserError
+from util.errors import UserError
 from util.metrics import binary_metrics
 from util.report import write_csv
 
 UNLABELED = -1
-
-
-@dataclass(frozen=True, kw_only=True)
-class DemoConfig(Runtime):
-    """One demo.py run. Field names are demo.py's flags."""
-
-    file: str = ""
-    """An image, a folder (a 0_real/1_fake folder also reports AP) or a glob pattern."""
-    model_path: Path = Path("weights/blur_jpg_prob0.5.pth")
-    arch: str | None = None
-    """Backbone (None: the one saved in the checkpoint, else resnet50)."""
-    crop: int | None = None
-    """Center-crop to this size first. With neither crop nor no_crop: the checkpoint's recorded test protocol, else
-    the whole image (as the authors' demo)."""
-    no_crop: bool = False
-    """Score the whole image whatever the checkpoint records."""
-    threshold: float = 0.5
-    """Called synthetic when the probability exceeds this."""
-    out: Path | None = None
-    """Also write path,label,logit,prob rows to this CSV."""
-    batch_size: int = 16
-    strict: bool = False
-    """In a folder, an unreadable image is an error (exit status 2)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.no_crop and self.crop is not None:
-            raise ConfigError("--crop has no effect with --no_crop; leave it out")
-        if not 0 <= self.threshold <= 1:
-            raise ConfigError(f"--threshold {self.threshold}: give a probability in [0, 1]")
 
 
 def is_single_file(target: str) -> bool:

@@ -17,9 +17,9 @@ from typing import Any
 
 from commands.demo import DemoConfig, run_demo
 from data.minibench import MiniConfig, build
-from engine.evaluation import EvalConfig, evaluate
-from engine.inference import Runtime
-from engine.training import TrainConfig, completed_run, train
+from engine.configs import EvalConfig, Runtime, TrainConfig
+from engine.evaluation import evaluate
+from engine.training import completed_run, train
 from util.errors import ConfigError, UserError
 from util.records import command_line
 from util.report import markdown_table, write_csv

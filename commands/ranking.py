@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from commands.configs import RankingConfig
 from data import BadImage, load_rgb
 from util.errors import UserError
 from util.metrics import binary_metrics
@@ -26,23 +27,6 @@ from util.report import claim_folder
 
 PERCENTILES = (0, 25, 50, 75, 100)
 LABEL_NAMES = {0: "real", 1: "fake"}
-
-
-@dataclass(frozen=True, kw_only=True)
-class RankingConfig:
-    """analyze.py ranking. Field names are its flags."""
-
-    scores: Path = Path("results/blur_jpg_prob0.5/scores.csv")
-    """An eval.py scores.csv."""
-    threshold: float = 0.5
-    """Fake when P(fake) > threshold."""
-    max_images: int = 8
-    """Misclassified images shown per kind of mistake and set."""
-    thumbnail: int = 128
-    """Thumbnail side in pixels."""
-    out: Path | None = None
-    """Output folder (None: ranking/ beside the scores)."""
-    overwrite: bool = False
 
 
 @dataclass(frozen=True)

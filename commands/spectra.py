@@ -18,6 +18,7 @@ import numpy as np
 from scipy.ndimage import median_filter
 from tqdm import tqdm
 
+from commands.configs import SpectraConfig
 from data import BadImage, Sample, find_test_sets, image_size, load_rgb, scan_folder
 from data.minibench import LUMA
 from data.transforms import center_crop
@@ -26,22 +27,6 @@ from util.plots import pyplot, save_figure
 from util.report import claim_folder
 
 MAX_SIDE = 256  # the paper's test images are 256 px; bigger ones are center-cropped to this
-
-
-@dataclass(frozen=True, kw_only=True)
-class SpectraConfig:
-    """analyze.py spectra. Field names are its flags."""
-
-    dataroot: Path = Path("./dataset/test")
-    sets: tuple[str, ...] | None = None
-    """Sets to analyse (None: all found)."""
-    max_images: int = 2000
-    """Images per set and label, a seeded random choice (the paper: 2000)."""
-    crop_size: int | None = None
-    """Center-crop side (None: the smallest side among the images, at most MAX_SIDE)."""
-    seed: int = 0
-    out: Path = Path("results/spectra")
-    overwrite: bool = False
 
 
 def highpass(gray: np.ndarray) -> np.ndarray:

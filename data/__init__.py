@@ -1,58 +1,52 @@
-"""Datasets, samplers and the paper's preprocessing."""
+"""Datasets, samplers and the paper's preprocessing.
 
-from data.datasets import (
-    PAPER_MEAN_SETS,
-    PAPER_TEST_SETS,
-    PAPER_TRAIN_CLASSES,
-    PROTOCOLS,
-    BadImage,
-    Batch,
-    DatasetError,
-    ImageDataset,
-    Protocol,
-    Sample,
-    SeededSampler,
-    SizeGroupedBatches,
-    balanced_weights,
-    collate,
-    find_test_sets,
-    image_size,
-    init_worker,
-    is_set_folder,
-    list_images,
-    load_rgb,
-    protocol_list,
-    scan_folder,
-)
-from data.transforms import AugmentConfig, EvalTransform, Perturbation, TrainTransform, ValTransform, normalize
+Names resolve on first use (PEP 562), so importing ``data.names`` for the options does not load PyTorch, OpenCV and
+PIL: ``--help`` and usage errors answer at once.
+"""
 
-__all__ = [
-    "PAPER_MEAN_SETS",
-    "PAPER_TEST_SETS",
-    "PAPER_TRAIN_CLASSES",
-    "PROTOCOLS",
-    "BadImage",
-    "Batch",
-    "collate",
-    "Protocol",
-    "AugmentConfig",
-    "Perturbation",
-    "SizeGroupedBatches",
-    "find_test_sets",
-    "image_size",
-    "init_worker",
-    "normalize",
-    "is_set_folder",
-    "list_images",
-    "DatasetError",
-    "ImageDataset",
-    "Sample",
-    "SeededSampler",
-    "EvalTransform",
-    "TrainTransform",
-    "ValTransform",
-    "balanced_weights",
-    "load_rgb",
-    "protocol_list",
-    "scan_folder",
-]
+import importlib
+from typing import Any
+
+_WHERE = {
+    # data.names
+    "LABEL_FOLDERS": "data.names",
+    "PAPER_MEAN_SETS": "data.names",
+    "PAPER_TEST_SETS": "data.names",
+    "PAPER_TRAIN_CLASSES": "data.names",
+    "PROTOCOLS": "data.names",
+    "Protocol": "data.names",
+    "protocol_list": "data.names",
+    "INTERPOLATIONS": "data.names",
+    "JPEG_METHODS": "data.names",
+    # data.datasets
+    "BadImage": "data.datasets",
+    "Batch": "data.datasets",
+    "DatasetError": "data.datasets",
+    "ImageDataset": "data.datasets",
+    "Sample": "data.datasets",
+    "SeededSampler": "data.datasets",
+    "SizeGroupedBatches": "data.datasets",
+    "balanced_weights": "data.datasets",
+    "collate": "data.datasets",
+    "find_test_sets": "data.datasets",
+    "image_size": "data.datasets",
+    "init_worker": "data.datasets",
+    "is_set_folder": "data.datasets",
+    "list_images": "data.datasets",
+    "load_rgb": "data.datasets",
+    "scan_folder": "data.datasets",
+    # data.transforms
+    "AugmentConfig": "data.transforms",
+    "EvalTransform": "data.transforms",
+    "Perturbation": "data.transforms",
+    "TrainTransform": "data.transforms",
+    "ValTransform": "data.transforms",
+    "normalize": "data.transforms",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'data' has no attribute {name!r}")
+    return getattr(importlib.import_module(_WHERE[name]), name)

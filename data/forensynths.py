@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.datasets import LABEL_FOLDERS, PAPER_TRAIN_CLASSES, DatasetError, list_images
+from data.datasets import DatasetError, list_images
+from data.names import LABEL_FOLDERS, PAPER_TRAIN_CLASSES
 from util.download import ChecksumRecord, fetch
 from util.report import markdown_table
 

@@ -38,7 +38,8 @@ from PIL import Image
 from scipy.ndimage import laplace
 from tqdm import tqdm
 
-from data.datasets import LABEL_FOLDERS, list_images, load_rgb
+from data.datasets import list_images, load_rgb
+from data.names import LABEL_FOLDERS
 from networks.generators import UPSAMPLERS, autoencoder
 from util.errors import UserError
 from util.metrics import average_precision

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from data.datasets import LABEL_FOLDERS
+from data.names import LABEL_FOLDERS
 
 
 def smooth_image(rng: np.random.Generator, size: int) -> np.ndarray:

@@ -21,14 +21,11 @@ import torch
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
+from data.names import INTERPOLATIONS, JPEG_METHODS
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-PIL_INTERPOLATION = {
-    "bilinear": Image.Resampling.BILINEAR,
-    "bicubic": Image.Resampling.BICUBIC,
-    "lanczos": Image.Resampling.LANCZOS,
-    "nearest": Image.Resampling.NEAREST,
-}
+PIL_INTERPOLATION = {name: Image.Resampling[name.upper()] for name in INTERPOLATIONS}
 
 
 # ------------------------------------------------------------------------------------------- pure functions
@@ -106,7 +103,7 @@ def jpeg_pil(arr: np.ndarray, quality: int) -> np.ndarray:
     return np.asarray(Image.open(buffer).convert("RGB"))
 
 
-JPEG_ENCODERS = {"cv2": jpeg_cv2, "pil": jpeg_pil}
+JPEG_ENCODERS = dict(zip(JPEG_METHODS, (jpeg_cv2, jpeg_pil), strict=True))
 
 
 def crop(arr: np.ndarray, *, top: int, left: int, height: int, width: int) -> np.ndarray:

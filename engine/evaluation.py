@@ -19,7 +19,6 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,25 +33,13 @@ from data import (
     Protocol,
     Sample,
     find_test_sets,
-    protocol_list,
     scan_folder,
 )
 from data.datasets import left_out_note, walk_files
-from engine.inference import (
-    PAPER_PROTOCOL,
-    Detector,
-    Runtime,
-    Scored,
-    TestProtocol,
-    choose_protocol,
-    load_detector,
-    resolve_workers,
-    score_samples,
-    set_precision,
-    small_image_note,
-)
+from engine.configs import EvalConfig, TestProtocol, resolve_workers
+from engine.inference import Scored, load_detector, score_samples, set_precision, small_image_note
 from util.distributed import resolve_device
-from util.errors import ConfigError, Interrupted, UserError
+from util.errors import Interrupted, UserError
 from util.metrics import accuracy, binary_metrics, calibrate_threshold
 from util.records import config_dict, save_config
 from util.report import (
@@ -66,84 +53,6 @@ from util.report import (
     sweep_markdown,
     write_csv,
 )
-
-# The test-time perturbations eval.py can sweep, and the fixed-value setting each one replaces.
-SWEPT_FIELD = {"blur": "blur_sigma", "jpeg": "jpeg_quality", "resize": "resize_scale"}
-
-
-@dataclass(frozen=True, kw_only=True)
-class EvalConfig(Runtime):
-    """One eval.py run: the paper's test protocol by default. Field names are eval.py's flags."""
-
-    dataroot: Path = Path("./dataset/test")
-    """Test sets <set>/{0_real,1_fake} or <set>/<subclass>/{0_real,1_fake}."""
-    sets: tuple[str, ...] | None = None
-    """Sets to evaluate, in this order (None: all found, Table 2 order; or the protocol's)."""
-    protocol: str | None = None
-    batch_size: int = 64
-    model_path: Path = Path("weights/blur_jpg_prob0.5.pth")
-    arch: str | None = None
-    """Backbone (None: the one saved in the checkpoint, else resnet50)."""
-    crop_size: int | None = None
-    """Center crop side. With none of crop_size, no_crop, resize: the checkpoint's recorded test protocol, else
-    the paper's (no resize, center crop 224)."""
-    no_crop: bool = False
-    """Whole images; images of equal size are batched together."""
-    resize: int | None = None
-    """Resize the shorter side to this (bilinear) before cropping."""
-    calibrate_on: str | None = None
-    """A set name under ``dataroot`` or a folder: choose a threshold there, report acc_calibrated on the others."""
-    blur_sigma: float | None = None
-    jpeg_quality: int | None = None
-    jpeg_method: str = "pil"
-    resize_scale: float | None = None
-    sweep: tuple[str, tuple[float, ...]] | None = None
-    """(kind, values): evaluate at each value of one perturbation (a key of SWEPT_FIELD)."""
-    results_dir: Path = Path("results")
-    name: str | None = None
-    """Results sub-folder (None: the checkpoint file name without extension)."""
-    overwrite: bool = False
-    strict: bool = False
-    """An unreadable image is an error (exit status 2, after the results are written)."""
-    resume: bool = False
-    """Continue an interrupted run in the same folder: its finished sets are kept, the others scored."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.protocol is not None:  # opt.json then records the sets it stands for
-            object.__setattr__(self, "sets", protocol_list(self.protocol, "test_sets", self.sets, "--sets"))
-        if self.sweep is not None:
-            kind = self.sweep[0]
-            if kind not in SWEPT_FIELD:
-                raise ConfigError(f"--sweep {kind}: choose one of {', '.join(SWEPT_FIELD)}")
-            if getattr(self, SWEPT_FIELD[kind]) is not None:
-                raise ConfigError(f"--sweep {kind} and --{SWEPT_FIELD[kind]} exclude each other")
-        uses_jpeg = self.jpeg_quality is not None or (self.sweep is not None and self.sweep[0] == "jpeg")
-        if self.jpeg_method != type(self).jpeg_method and not uses_jpeg:
-            raise ConfigError("--jpeg_method only applies with --jpeg_quality or --sweep jpeg")
-        if self.resume and (self.overwrite or self.sweep is not None):
-            raise ConfigError("--resume continues a plain run; it excludes --overwrite and --sweep")
-        if self.no_crop and self.crop_size is not None:
-            raise ConfigError("--crop_size has no effect with --no_crop; leave it out")
-
-    def perturbation(self, swept: float | None = None) -> Perturbation:
-        """The fixed test-time perturbation, with the swept kind's setting at ``swept`` when given."""
-        values = {"resize_scale": self.resize_scale, "blur_sigma": self.blur_sigma, "jpeg_quality": self.jpeg_quality}
-        if swept is not None:
-            assert self.sweep is not None
-            values[SWEPT_FIELD[self.sweep[0]]] = swept
-        quality = values["jpeg_quality"]
-        return Perturbation(scale=values["resize_scale"], blur_sigma=values["blur_sigma"],
-                            jpeg=None if quality is None else (self.jpeg_method, int(quality)))
-
-    def test_protocol(self, detector: Detector) -> tuple[TestProtocol, str]:
-        """The test protocol for ``detector`` and where it came from (see ``crop_size``)."""
-        return choose_protocol(crop_size=self.crop_size, no_crop=self.no_crop, resize=self.resize,
-                               recorded=detector.protocol, fallback=(PAPER_PROTOCOL, "the paper's"))
-
-    @property
-    def out_dir(self) -> Path:
-        return self.results_dir / (self.name or results_name(self.model_path))
 
 
 # --------------------------------------------------------------------------------------------- summaries
@@ -178,14 +87,6 @@ def protocol_mean(rows: Sequence[dict[str, Any]], protocol: Protocol) -> dict[st
 
 
 # ------------------------------------------------------------------------------------------------- eval.py
-def results_name(checkpoint: Path) -> str:
-    """The results folder name for a checkpoint: ``<run>_<file>`` inside a training run folder (every run has a
-    best.pth), else the file name (``blur_jpg_prob0.5``)."""
-    if (checkpoint.parent / "opt.json").is_file():
-        return f"{checkpoint.parent.name}_{checkpoint.stem}"
-    return checkpoint.stem
-
-
 def _calibration_folder(cfg: EvalConfig) -> Path:
     assert cfg.calibrate_on is not None
     for candidate in (cfg.dataroot / cfg.calibrate_on, Path(cfg.calibrate_on)):

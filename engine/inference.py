@@ -6,8 +6,6 @@ Shared by training (validation), evaluation, the demo and the benchmark.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -25,7 +23,6 @@ from data import (
     BadImage,
     EvalTransform,
     ImageDataset,
-    Perturbation,
     Sample,
     SizeGroupedBatches,
     collate,
@@ -33,63 +30,13 @@ from data import (
     init_worker,
     normalize,
 )
+from engine.configs import TestProtocol
 from networks import build_model
 from networks.released import RELEASED
 from util import distributed
 from util.checkpoint import CheckpointError, extract_state_dict, load_checkpoint, load_weights
-from util.errors import ConfigError
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-AMP_CHOICES = ("off", *AMP_DTYPES)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Runtime:
-    """Where and how fast a command computes; never what it computes (up to float rounding)."""
-
-    device: str = "auto"
-    """auto (cuda when available, else cpu), cpu, cuda or cuda:N; under torchrun each process takes its own GPU."""
-    amp: str = "off"
-    """Autocast precision: off, bf16 or fp16."""
-    num_workers: int | str = "auto"
-    """DataLoader worker processes (0 = load in the main process), or auto (see ``resolve_workers``)."""
-    debug: bool = False
-    """The scripts show tracebacks instead of one-line errors."""
-
-    def __post_init__(self) -> None:
-        check_runtime(self.amp, self.num_workers)
-
-    @property
-    def runtime(self) -> dict[str, Any]:
-        """These settings alone, to pass on to the config of a command this one runs."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(Runtime)}
-
-
-def check_runtime(amp: str, num_workers: int | str) -> None:
-    if amp not in AMP_CHOICES:
-        raise ConfigError(f"--amp {amp}: choose one of {', '.join(AMP_CHOICES)}")
-    if num_workers != "auto" and (not isinstance(num_workers, int) or num_workers < 0):
-        raise ConfigError(f"--num_workers {num_workers}: give auto or a number >= 0")
-
-
-MAX_AUTO_WORKERS = 16
-
-
-def available_cpus() -> int:
-    """The CPUs this process may run on (its affinity mask, which containers and taskset narrow)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def resolve_workers(setting: int | str, device: torch.device) -> int:
-    """``auto``: on CUDA, one loader worker per available CPU (at most MAX_AUTO_WORKERS), so the GPU is fed; on
-    CPU none, because the model's threads already use every core and loading in the main process costs a few
-    percent of a step (measured: 2 workers slowed training on 2 cores to 0.66 of the in-process speed)."""
-    if setting != "auto":
-        return int(setting)
-    return min(available_cpus(), MAX_AUTO_WORKERS) if device.type == "cuda" else 0
 
 
 def set_precision(device: torch.device, amp: str) -> None:
@@ -155,43 +102,6 @@ def predict(model: nn.Module, loader: DataLoader, device: torch.device, amp: str
     if len(kept) + len(skipped_all) != len(loader.dataset):
         raise RuntimeError(f"gathered {len(kept)} + {len(skipped_all)} skipped samples of {len(loader.dataset)}")
     return Predictions(kept, labels_all.astype(np.int64), logits_all.astype(np.float32), skipped_all)
-
-
-@dataclass(frozen=True)
-class TestProtocol:
-    """How test images reach the detector: an optional resize of the shorter side, then a center crop (zero-padded
-    when the image is smaller) or the whole image."""
-
-    crop_size: int | None = 224
-    """None: the whole image."""
-    resize: int | None = None
-
-    def describe(self) -> str:
-        resize = f"resize {self.resize}" if self.resize else "no resize"
-        return f"{resize}, " + ("whole image" if self.crop_size is None else f"center crop {self.crop_size}")
-
-    def transform(self, perturbation: Perturbation | None = None) -> EvalTransform:
-        return EvalTransform(crop_size=self.crop_size, resize=self.resize,
-                             perturbation=perturbation or Perturbation())
-
-    def record(self) -> dict[str, int | None]:
-        return {"crop_size": self.crop_size, "resize": self.resize}
-
-
-PAPER_PROTOCOL = TestProtocol()  # Table 2: no resize, center crop 224
-WHOLE_IMAGE = TestProtocol(crop_size=None)  # the authors' demo
-
-
-def choose_protocol(*, crop_size: int | None, no_crop: bool, resize: int | None, recorded: TestProtocol | None,
-                    fallback: tuple[TestProtocol, str]) -> tuple[TestProtocol, str]:
-    """(protocol, where it came from): the flags when any is given, else the checkpoint's record, else
-    ``fallback`` (protocol, its name) for a checkpoint without a record, such as the authors' release."""
-    if no_crop or crop_size is not None or resize is not None:
-        return TestProtocol(crop_size=None if no_crop else crop_size or PAPER_PROTOCOL.crop_size,
-                            resize=resize), "set by the flags"
-    if recorded is not None:
-        return recorded, "recorded in the checkpoint"
-    return fallback[0], f"{fallback[1]}; the checkpoint records none"
 
 
 def smaller_than_crop(samples: Sequence[Sample], crop_size: int | None, probe: int = 100) -> tuple[int, int]:

@@ -28,7 +28,6 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from data import (
-    AugmentConfig,
     ImageDataset,
     SeededSampler,
     TrainTransform,
@@ -37,140 +36,17 @@ from data import (
     collate,
     init_worker,
     normalize,
-    protocol_list,
     scan_folder,
 )
-from data.transforms import JPEG_ENCODERS, PIL_INTERPOLATION
+from engine.configs import TrainConfig, resolve_workers
 from engine.early_stopping import EarlyStopping
-from engine.inference import (
-    Runtime,
-    TestProtocol,
-    autocast,
-    input_memory_format,
-    memory_format,
-    predict,
-    resolve_workers,
-    set_precision,
-)
-from networks import ARCHS, build_model
+from engine.inference import autocast, input_memory_format, memory_format, predict, set_precision
+from networks import build_model
 from util import distributed
 from util.checkpoint import extract_state_dict, load_checkpoint, load_weights, save_checkpoint, unwrap
-from util.errors import ConfigError, Interrupted, UserError
+from util.errors import Interrupted, UserError
 from util.metrics import binary_metrics
 from util.records import command_line, config_dict, save_config
-
-OPTIMIZERS = ("adam", "sgd")
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrainConfig(Runtime):
-    """One training run: the paper's recipe by default. Field names are train.py's flags."""
-
-    # data
-    dataroot: Path = Path("./dataset/")
-    """Holds <train_split>/<class>/{0_real,1_fake} and <val_split>/..."""
-    classes: tuple[str, ...] | None = None
-    """Classes to train on (None: every class folder found, or the protocol's)."""
-    protocol: str | None = None
-    """A named protocol (data.PROTOCOLS) that sets ``classes``."""
-    train_split: str = "train"
-    val_split: str = "val"
-    max_bad_fraction: float = 0.01
-    """Unreadable images are skipped and listed; more than this fraction of a split is an error."""
-    batch_size: int = 64
-    """Images per step, per process."""
-    serial_batches: bool = False
-    """Keep file order instead of shuffling."""
-    class_bal: bool = False
-    """Sample real and fake images with equal probability (with replacement)."""
-    # preprocessing and augmentation
-    load_size: int = 256
-    crop_size: int = 224
-    no_resize: bool = False
-    no_crop: bool = False
-    no_flip: bool = False
-    rz_interp: tuple[str, ...] = ("bilinear",)
-    blur_prob: float = 0.0
-    blur_sig: tuple[float, float] = (0.5, 0.5)
-    jpg_prob: float = 0.0
-    jpg_method: tuple[str, ...] = ("cv2",)
-    jpg_qual: tuple[int, int] = (75, 75)
-    val_perturb: bool = False
-    """Also blur/JPEG validation images as the authors' code did (fixed per image)."""
-    test_no_crop: bool = False
-    """The detector is tested on whole images, not center crops of ``crop_size`` (recorded in its checkpoints)."""
-    # model
-    arch: str = "resnet50"
-    init_gain: float = 0.02
-    pretrained_path: Path | None = None
-    no_pretrained: bool = False
-    # optimization
-    optim: str = "adam"
-    lr: float = 1e-4
-    beta1: float = 0.9
-    epochs: int = 10000
-    """At most this many epochs; early stopping usually ends training sooner."""
-    patience: int = 5
-    """Epochs without validation-accuracy gain before the LR is divided by 10."""
-    # run folder and checkpoints
-    name: str = "experiment_name"
-    checkpoints_dir: Path = Path("./checkpoints")
-    loss_freq: int = 400
-    save_latest_freq: int = 2000
-    save_epoch_freq: int = 20
-    continue_train: bool = False
-    epoch: str = "latest"
-    """Checkpoint to resume from: latest, best or an epoch number."""
-    new_optim: bool = False
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        defaults = type(self)  # the class attributes hold the fields' defaults
-        if self.protocol is not None:  # opt.json then records the classes it stands for
-            object.__setattr__(self, "classes", protocol_list(self.protocol, "classes", self.classes, "--classes"))
-        if self.arch not in ARCHS:
-            raise ConfigError(f"--arch {self.arch}: choose one of {', '.join(ARCHS)}")
-        if self.optim not in OPTIMIZERS:
-            raise ConfigError(f"--optim {self.optim}: choose one of {', '.join(OPTIMIZERS)}")
-        unknown = [v for v in self.rz_interp if v not in PIL_INTERPOLATION]
-        unknown += [v for v in self.jpg_method if v not in JPEG_ENCODERS]
-        if unknown:
-            raise ConfigError(f"unknown interpolation or JPEG method {unknown[0]!r}")
-        if not self.no_resize and not self.no_crop and self.crop_size > self.load_size:
-            raise ConfigError(f"--crop_size {self.crop_size} exceeds --load_size {self.load_size}")
-        ignored = [("--crop_size", "--no_crop", self.no_crop and self.crop_size != defaults.crop_size),
-                   ("--load_size", "--no_resize", self.no_resize and self.load_size != defaults.load_size),
-                   ("--rz_interp", "--no_resize", self.no_resize and self.rz_interp != defaults.rz_interp),
-                   ("--beta1", "--optim sgd", self.optim == "sgd" and self.beta1 != defaults.beta1),
-                   ("--pretrained_path", "--no_pretrained", self.no_pretrained and self.pretrained_path is not None),
-                   ("--new_optim", "no --continue_train", self.new_optim and not self.continue_train),
-                   ("--epoch", "no --continue_train", self.epoch != defaults.epoch and not self.continue_train)]
-        for flag, reason, clash in ignored:
-            if clash:
-                raise ConfigError(f"{flag} has no effect with {reason}; leave it out")
-        if not (self.epoch in ("latest", "best") or self.epoch.isdigit()):
-            raise ConfigError(f"--epoch {self.epoch!r}: give latest, best or an epoch number")
-
-    def augment(self) -> AugmentConfig:
-        """The training-transform settings."""
-        return AugmentConfig(load_size=self.load_size, crop_size=self.crop_size, resize=not self.no_resize,
-                             crop=not self.no_crop, flip=not self.no_flip, rz_interp=tuple(self.rz_interp),
-                             blur_prob=self.blur_prob, blur_sig=tuple(self.blur_sig), jpg_prob=self.jpg_prob,
-                             jpg_method=tuple(self.jpg_method), jpg_qual=tuple(self.jpg_qual))
-
-    @property
-    def run_dir(self) -> Path:
-        return self.checkpoints_dir / self.name
-
-    def test_protocol(self) -> TestProtocol:
-        """How this detector is meant to be tested: no resize (the paper's protocol), center crop ``crop_size``
-        (the training crop), or the whole image."""
-        return TestProtocol(crop_size=None if self.test_no_crop else self.crop_size)
-
-    def describe_validation(self) -> str:
-        resize = "no resize" if self.no_resize else f"resize {self.load_size}"
-        return f"{resize}, " + ("whole image" if self.no_crop else f"center crop {self.crop_size}")
 
 
 @dataclass

@@ -1,72 +1,17 @@
-"""torchvision backbones with a single real/fake logit.
+"""The detectors' networks: torchvision backbones with one logit (``backbones``), the released models
+(``released``), the mini-benchmark's small generators (``generators``).
 
-State-dict keys are torchvision's own (``conv1.weight`` ... ``fc.weight``), so the authors' released
-ResNet-50 weights load as they are.
+``build_model`` loads on first use (PEP 562), so reading ``ARCHS`` for the options does not import torchvision.
 """
 
-from __future__ import annotations
-
-from pathlib import Path
-
-import torch
-from torch import nn
-from torchvision import models
-
-from util.checkpoint import extract_state_dict, load_checkpoint
-from util.errors import UserError
+from typing import Any
 
 ARCHS = ("resnet50", "resnet18", "resnet34", "resnet101", "efficientnet_b0")
 
 
-def _head_name(model: nn.Module) -> str:
-    """Attribute path of the classifier layer that gets replaced."""
-    return "fc" if hasattr(model, "fc") else "classifier.1"
+def __getattr__(name: str) -> Any:
+    if name == "build_model":
+        from networks.backbones import build_model
 
-
-def _replace_head(model: nn.Module, init_gain: float) -> None:
-    name = _head_name(model)
-    parent = model if "." not in name else model.get_submodule(name.rsplit(".", 1)[0])
-    old = model.get_submodule(name)
-    head = nn.Linear(old.in_features, 1)
-    # As the authors: weight ~ N(0, init_gain), PyTorch's default bias init.
-    nn.init.normal_(head.weight, 0.0, init_gain)
-    setattr(parent, name.rsplit(".", 1)[-1], head)
-
-
-def _imagenet_state_dict(arch: str, pretrained_path: Path | None) -> dict[str, torch.Tensor]:
-    if pretrained_path is not None:
-        return extract_state_dict(load_checkpoint(pretrained_path))
-    # IMAGENET1K_V1 are the original torchvision weights the paper used (not the newer V2 recipe).
-    weights = models.get_model_weights(arch).IMAGENET1K_V1
-    try:
-        return weights.get_state_dict(progress=True, check_hash=True)
-    except OSError as err:  # URLError, timeouts, refused connections, unwritable cache
-        raise UserError(
-            f"could not fetch the ImageNet weights for {arch} ({weights.url}): {err}. Either download that file "
-            f"and pass --pretrained_path FILE, or train from scratch with --no_pretrained"
-        ) from err
-
-
-def build_model(
-    arch: str = "resnet50",
-    *,
-    pretrained: bool = True,
-    pretrained_path: Path | None = None,
-    init_gain: float = 0.02,
-) -> nn.Module:
-    """A torchvision ``arch`` whose last layer is Linear(features, 1) initialized with std ``init_gain``.
-
-    ``pretrained`` loads torchvision's IMAGENET1K_V1 weights (or ``pretrained_path``) before the head is replaced.
-    """
-    if arch not in ARCHS:
-        raise UserError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
-    model = models.get_model(arch, weights=None)
-    if pretrained or pretrained_path is not None:
-        state = _imagenet_state_dict(arch, pretrained_path)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as err:
-            reason = str(err).splitlines()[0]
-            raise UserError(f"{pretrained_path or arch}: not ImageNet weights of {arch}: {reason}") from None
-    _replace_head(model, init_gain)
-    return model
+        return build_model
+    raise AttributeError(f"module 'networks' has no attribute {name!r}")

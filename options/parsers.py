@@ -16,20 +16,19 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from commands.ablation import AblationConfig
-from commands.benchmark import CHANNELS_LAST, DEVICES, BenchmarkConfig
-from commands.demo import DemoConfig
-from commands.quickstart import PRESETS, QuickstartConfig
-from commands.ranking import RankingConfig
-from commands.spectra import SpectraConfig
-from data.datasets import PROTOCOLS
-from data.forensynths import BASE_URL, SPLITS
-from data.transforms import JPEG_ENCODERS, PIL_INTERPOLATION
-from engine.evaluation import EvalConfig
-from engine.inference import AMP_CHOICES, MAX_AUTO_WORKERS, Runtime
-from engine.training import OPTIMIZERS, TrainConfig
+from commands.configs import (
+    CHANNELS_LAST,
+    DEVICES,
+    AblationConfig,
+    BenchmarkConfig,
+    DemoConfig,
+    RankingConfig,
+    SpectraConfig,
+)
+from data.names import INTERPOLATIONS, JPEG_METHODS, PROTOCOLS
+from engine.configs import AMP_CHOICES, MAX_AUTO_WORKERS, OPTIMIZERS, EvalConfig, Runtime, TrainConfig
 from networks import ARCHS
 from networks.released import RELEASED, model_path
 from options.types import (
@@ -53,8 +52,9 @@ from options.types import (
 )
 from util.errors import ConfigError
 
-INTERPOLATIONS = tuple(PIL_INTERPOLATION)
-JPEG_METHODS = tuple(JPEG_ENCODERS)
+if TYPE_CHECKING:
+    from commands.quickstart import QuickstartConfig
+
 Config = TypeVar("Config")
 
 
@@ -361,6 +361,9 @@ def parse_demo_options(argv: Sequence[str] | None = None) -> DemoConfig:
 
 # ------------------------------------------------------------------------------------------- quickstart.py
 def quickstart_parser() -> argparse.ArgumentParser:
+    # The quickstart's presets hold the mini-benchmark's settings, which need its image libraries.
+    from commands.quickstart import PRESETS, QuickstartConfig
+
     d = QuickstartConfig
     parser = _parser("quickstart.py", "Offline mini-benchmark: build it, train the detector, evaluate, demo.")
     parser.add_argument("--root", type=Path, default=d.root, help="where the benchmark is built")
@@ -380,6 +383,8 @@ def quickstart_parser() -> argparse.ArgumentParser:
 
 
 def parse_quickstart_options(argv: Sequence[str] | None = None) -> QuickstartConfig:
+    from commands.quickstart import QuickstartConfig
+
     parser = quickstart_parser()
     return _config(parser, QuickstartConfig, vars(parser.parse_args(argv)))
 
@@ -488,6 +493,8 @@ def parse_benchmark_options(argv: Sequence[str] | None = None) -> BenchmarkConfi
 
 # ------------------------------------------------------------------------------- python -m {dataset,weights}.download
 def dataset_download_parser() -> argparse.ArgumentParser:
+    from data.forensynths import BASE_URL, SPLITS
+
     parser = _parser("python -m dataset.download", "Download and extract the ForenSynths data (the authors' "
                      "mirror), with resume and checksums; or count what is there.")
     parser.add_argument("splits", nargs="+", choices=tuple(SPLITS),

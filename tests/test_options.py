@@ -14,9 +14,7 @@ from commands.demo import DemoConfig
 from commands.quickstart import QuickstartConfig, train_config
 from commands.ranking import RankingConfig
 from commands.spectra import SpectraConfig
-from engine.evaluation import EvalConfig
-from engine.inference import available_cpus, resolve_workers
-from engine.training import TrainConfig
+from engine.configs import EvalConfig, TrainConfig, available_cpus, resolve_workers
 from options import (
     analyze_parser,
     benchmark_parser,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 
 def _single_label(labels: np.ndarray) -> bool:
@@ -22,12 +21,16 @@ def accuracy(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> f
 
 def average_precision(labels: np.ndarray, probs: np.ndarray) -> float:
     """AP with fake as the positive class (scikit-learn's definition); nan when only one label is present."""
+    from sklearn.metrics import average_precision_score  # slow to import; the demo on one image never needs it
+
     labels = np.asarray(labels)
     return math.nan if _single_label(labels) else float(average_precision_score(labels, probs))
 
 
 def roc_auc(labels: np.ndarray, probs: np.ndarray) -> float:
     """Area under the ROC curve (a tie between a real and a fake counts one half); nan with one label."""
+    from sklearn.metrics import roc_auc_score
+
     labels = np.asarray(labels)
     return math.nan if _single_label(labels) else float(roc_auc_score(labels, probs))
 
