@@ -58,3 +58,19 @@ def test_calibrated_threshold_separates_shifted_scores():
 def test_calibration_needs_both_labels():
     with pytest.raises(ValueError):
         calibrate_threshold([1, 1], [0.2, 0.3])
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_ap_and_auc_equal_scikit_learn(ties):
+    """The metrics are computed without scikit-learn (slow to import) and must equal its functions exactly."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(int(ties))
+    for _ in range(100):
+        n = int(rng.integers(2, 300))
+        labels = np.r_[0, 1, rng.integers(0, 2, n)]
+        probs = rng.random(n + 2).astype(np.float32)
+        if ties:
+            probs = np.round(probs * rng.integers(2, 8)) / 8
+        assert average_precision(labels, probs) == pytest.approx(average_precision_score(labels, probs), abs=1e-12)
+        assert roc_auc(labels, probs) == pytest.approx(roc_auc_score(labels, probs), abs=1e-12)
