@@ -79,6 +79,8 @@ class TestProtocol:
     """How test images reach the detector: an optional resize of the shorter side, then a center crop (zero-padded
     when the image is smaller) or the whole image."""
 
+    __test__ = False  # a name pytest would otherwise collect where tests import it
+
     crop_size: int | None = 224
     """None: the whole image."""
     resize: int | None = None
