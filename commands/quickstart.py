@@ -153,8 +153,8 @@ def run_quickstart(cfg: QuickstartConfig) -> list[dict[str, Any]]:
         f"({BLUR_JPG_PROB}), trained on `{bench.train_generator}` fakes. Trivial baselines: one statistic per image, "
         f"best direction.\n\n{text}\n\nTime: {times}.\n")
     print(f"\n{text}\n\nAP ranks every test image; accuracy calls an image synthetic above 0.5, the calibrated one "
-          f"above a threshold chosen on the validation photos. Training validated on {train_config(cfg).crop_size} px "
-          f"center crops, the training crop size; testing scores whole 64 px images, which hold more evidence.\n")
+          f"above a threshold chosen on the validation photos. The detector trains on {train_config(cfg).crop_size} "
+          f"px crops and is validated and tested on whole 64 px images.\n")
 
     test_set = cfg.root / "test" / bench.train_generator
     for label in ("0_real", "1_fake"):

@@ -246,9 +246,11 @@ class ValTransform:
     dataset seeds without the epoch, so validation is identical every epoch.
     """
 
-    def __init__(self, cfg: AugmentConfig, perturb: bool) -> None:
+    def __init__(self, cfg: AugmentConfig, perturb: bool, whole: bool = False) -> None:
+        """``whole``: no crop, as a detector tested on whole images is validated."""
         self.cfg = cfg
         self.perturb = perturb
+        self.crop = cfg.crop and not whole
         self.sigma = sum(cfg.blur_sig) / 2
         self.quality = int(sum(cfg.jpg_qual) / 2)
 
@@ -262,7 +264,7 @@ class ValTransform:
                 arr = gaussian_blur(arr, self.sigma)
             if jpeg:
                 arr = jpeg_pil(arr, self.quality)
-        if self.cfg.crop:
+        if self.crop:
             arr = center_crop(arr, self.cfg.crop_size)
         return np.ascontiguousarray(arr)
 

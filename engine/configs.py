@@ -154,7 +154,8 @@ class TrainConfig(Runtime):
     val_perturb: bool = False
     """Also blur/JPEG validation images as the authors' code did (fixed per image)."""
     test_no_crop: bool = False
-    """The detector is tested on whole images, not center crops of ``crop_size`` (recorded in its checkpoints)."""
+    """The detector is tested, and so validated, on whole images, not center crops of ``crop_size`` (recorded in
+    its checkpoints)."""
     # model
     arch: str = "resnet50"
     init_gain: float = 0.02
@@ -228,7 +229,8 @@ class TrainConfig(Runtime):
 
     def describe_validation(self) -> str:
         resize = "no resize" if self.no_resize else f"resize {self.load_size}"
-        return f"{resize}, " + ("whole image" if self.no_crop else f"center crop {self.crop_size}")
+        whole = self.no_crop or self.test_no_crop
+        return f"{resize}, " + ("whole image" if whole else f"center crop {self.crop_size}")
 
 
 # The test-time perturbations eval.py can sweep, and the fixed-value setting each one replaces.

@@ -28,16 +28,20 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from data import (
+    BadImage,
     ImageDataset,
     SeededSampler,
+    SizeGroupedBatches,
     TrainTransform,
     ValTransform,
     balanced_weights,
     collate,
+    image_size,
     init_worker,
     normalize,
     scan_folder,
 )
+from data.transforms import resized_size
 from engine.configs import TrainConfig, resolve_workers
 from engine.early_stopping import EarlyStopping
 from engine.inference import autocast, input_memory_format, memory_format, predict, set_precision
@@ -75,6 +79,25 @@ def make_loader(dataset: ImageDataset, sampler: SeededSampler, cfg: TrainConfig,
         # A last batch of one image would break BatchNorm in training; the sampler reshuffles every epoch.
         drop_last=train,
     )
+
+
+def _whole_image_loader(dataset: ImageDataset, sampler: SeededSampler, cfg: TrainConfig, device: torch.device,
+                       train: bool) -> DataLoader:
+    """Validation on whole images (a detector tested so is validated so): this process's share of the sampler,
+    batched by image size; an unreadable image forms its own group and is reported when loaded."""
+    assert not train, "training crops its images"
+    keys = list(sampler)
+    sizes = []
+    for _, index in keys:
+        try:
+            width, height = image_size(dataset.samples[index].path)
+            sizes.append((width, height) if cfg.no_resize else resized_size(width, height, cfg.load_size))
+        except BadImage:
+            sizes.append((0, 0))
+    batches = [[keys[i] for i in batch] for batch in SizeGroupedBatches(sizes, cfg.batch_size)]
+    workers = resolve_workers(cfg.num_workers, device)
+    return DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate,
+                      pin_memory=device.type == "cuda", persistent_workers=workers > 0, worker_init_fn=init_worker)
 
 
 def train_step(model: nn.Module, *, images: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
@@ -156,11 +179,12 @@ def _datasets(cfg: TrainConfig) -> tuple[ImageDataset, ImageDataset]:
     train_samples = scan_folder(cfg.dataroot / cfg.train_split, cfg.classes)
     val_samples = scan_folder(cfg.dataroot / cfg.val_split, cfg.classes)
     return (ImageDataset(train_samples, TrainTransform(augment), seed=cfg.seed),
-            ImageDataset(val_samples, ValTransform(augment, perturb=cfg.val_perturb), seed=cfg.seed))
+            ImageDataset(val_samples, ValTransform(augment, perturb=cfg.val_perturb, whole=cfg.test_no_crop),
+                         seed=cfg.seed))
 
 
-# Settings that do not change the weights: where and how fast a run computes, when it gives up, how it is tested.
-_RUNTIME_FIELDS = ("device", "num_workers", "debug", "max_bad_fraction", "test_no_crop")
+# Settings that do not change the weights: where and how fast a run computes, when it gives up.
+_RUNTIME_FIELDS = ("device", "num_workers", "debug", "max_bad_fraction")
 
 
 def completed_run(cfg: TrainConfig) -> bool:
@@ -219,7 +243,8 @@ def _train(cfg: TrainConfig, process: distributed.Process, device: torch.device)
         raise UserError(f"{cfg.dataroot / cfg.train_split}: {train_sampler.per_rank()} images per process, "
                         f"fewer than --batch_size {cfg.batch_size}")
     train_loader = make_loader(train_set, train_sampler, cfg, device, train=True)
-    val_loader = make_loader(val_set, val_sampler, cfg, device, train=False)
+    val_loader = (_whole_image_loader if cfg.test_no_crop else make_loader)(val_set, val_sampler, cfg, device,
+                                                                          train=False)
 
     optimizer = _make_optimizer(cfg, model)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")

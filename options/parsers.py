@@ -213,8 +213,8 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--jpg_qual", type=quality_range, default=d.jpg_qual,
                        help="JPEG quality: one value, or lo,hi for a uniform integer in [lo, hi] (inclusive)")
     group.add_argument("--test_no_crop", action="store_true",
-                       help="the detector is tested on whole images rather than center crops of --crop_size; "
-                       "recorded in its checkpoints, which eval.py and demo.py follow")
+                       help="the detector is tested, and so validated, on whole images rather than center crops "
+                       "of --crop_size; recorded in its checkpoints, which eval.py and demo.py follow")
     group.add_argument("--val_perturb", action="store_true",
                        help="also blur/JPEG the validation images as the authors' code did (sigma and quality "
                        "at the middle of their ranges, PIL JPEG); the draws are fixed per image, same every epoch")

@@ -183,8 +183,8 @@ def test_completed_run_compares_the_recipe_only(small_set, tmp_path):
     # Every checkpoint records how the detector is tested: center crops of the training crop size, or whole images.
     assert load_checkpoint(tmp_path / "done" / "best.pth")["test_protocol"] == {"crop_size": 32, "resize": None}
     assert completed_run(parse_train_options(args))
-    assert completed_run(parse_train_options([*args, "--num_workers", "2", "--max_bad_fraction", "0.5",
-                                              "--test_no_crop"]))
+    assert completed_run(parse_train_options([*args, "--num_workers", "2", "--max_bad_fraction", "0.5"]))
+    assert not completed_run(parse_train_options([*args, "--test_no_crop"]))  # validation follows the protocol
     assert not completed_run(parse_train_options([*args, "--lr", "0.5"]))
     assert not completed_run(parse_train_options([*args[:-1], "2"]))  # --epochs 2: not trained to its end
     # A run saved before an option existed counts as trained with that option's default.
