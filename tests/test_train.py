@@ -194,3 +194,19 @@ def test_completed_run_compares_the_recipe_only(small_set, tmp_path):
     save_checkpoint(latest, checkpoint)
     assert completed_run(parse_train_options(args))
     assert not completed_run(parse_train_options([*args, "--class_bal"]))
+
+
+def test_whole_image_detectors_validate_on_whole_images_of_mixed_sizes(tmp_path):
+    """--test_no_crop: validation batches whole images by size (no collate error), and the run records it."""
+    from PIL import Image
+
+    data = make_upsampling_set(tmp_path / "data", splits={"train": 8, "val": 4}, size=40)
+    for path in sorted((data / "val").rglob("*.png"))[::3]:
+        with Image.open(path) as img:
+            img.resize((48, 40)).save(path)
+    main(tiny_args(data, tmp_path, "whole", "--epochs", "1", "--no_resize", "--load_size", "256",
+                   "--test_no_crop"))
+    checkpoint = load_checkpoint(tmp_path / "whole" / "latest.pth")
+    assert checkpoint["test_protocol"] == {"crop_size": None, "resize": None}
+    val = [json.loads(x) for x in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines() if '"val"' in x]
+    assert len(val) == 1 and 0.0 <= val[0]["acc"] <= 1.0
