@@ -104,21 +104,16 @@ def predict(model: nn.Module, loader: DataLoader, device: torch.device, amp: str
     return Predictions(kept, labels_all.astype(np.int64), logits_all.astype(np.float32), skipped_all)
 
 
-def smaller_than_crop(samples: Sequence[Sample], crop_size: int | None, probe: int = 100) -> tuple[int, int]:
-    """(images smaller than the crop, images looked at) among the first ``probe`` samples; header reads only."""
+def small_image_note(name: str, samples: Sequence[Sample], crop_size: int | None, probe: int = 100) -> str | None:
+    """A warning when more than a tenth of the first ``probe`` images (header reads only) are smaller than the
+    crop, so that mostly zero padding would be scored."""
     if crop_size is None:
-        return 0, 0
+        return None
     small = seen = 0
     for sample in samples[:probe]:
         with contextlib.suppress(BadImage):  # reported when the image is scored
             small += min(image_size(sample.path)) < crop_size
             seen += 1
-    return small, seen
-
-
-def small_image_note(name: str, samples: Sequence[Sample], crop_size: int | None) -> str | None:
-    """A warning when more than a tenth of a set would be mostly zero padding under the crop."""
-    small, seen = smaller_than_crop(samples, crop_size)
     if seen == 0 or small <= seen / 10:
         return None
     return (f"note: {small} of {seen} images looked at in {name} are smaller than the {crop_size} px crop and are "
@@ -128,7 +123,6 @@ def small_image_note(name: str, samples: Sequence[Sample], crop_size: int | None
 @dataclass(frozen=True)
 class Detector:
     model: nn.Module
-    arch: str
     protocol: TestProtocol | None
     """The test protocol its checkpoint records (training runs of this project), None for others."""
 
@@ -153,7 +147,7 @@ def load_detector(path: Path, arch: str | None, device: torch.device) -> Detecto
     load_weights(model, extract_state_dict(checkpoint), str(path), arch)
     record = checkpoint.get("test_protocol")
     protocol = TestProtocol(**record) if isinstance(record, dict) else None
-    return Detector(model.to(device, memory_format=memory_format(device)).eval(), arch, protocol)
+    return Detector(model.to(device, memory_format=memory_format(device)).eval(), protocol)
 
 
 @dataclass(frozen=True)

@@ -81,11 +81,10 @@ def make_loader(dataset: ImageDataset, sampler: SeededSampler, cfg: TrainConfig,
     )
 
 
-def _whole_image_loader(dataset: ImageDataset, sampler: SeededSampler, cfg: TrainConfig, device: torch.device,
-                       train: bool) -> DataLoader:
+def _whole_image_loader(dataset: ImageDataset, sampler: SeededSampler, cfg: TrainConfig,
+                       device: torch.device) -> DataLoader:
     """Validation on whole images (a detector tested so is validated so): this process's share of the sampler,
     batched by image size; an unreadable image forms its own group and is reported when loaded."""
-    assert not train, "training crops its images"
     keys = list(sampler)
     sizes = []
     for _, index in keys:
@@ -243,8 +242,8 @@ def _train(cfg: TrainConfig, process: distributed.Process, device: torch.device)
         raise UserError(f"{cfg.dataroot / cfg.train_split}: {train_sampler.per_rank()} images per process, "
                         f"fewer than --batch_size {cfg.batch_size}")
     train_loader = make_loader(train_set, train_sampler, cfg, device, train=True)
-    val_loader = (_whole_image_loader if cfg.test_no_crop else make_loader)(val_set, val_sampler, cfg, device,
-                                                                          train=False)
+    val_loader = _whole_image_loader(val_set, val_sampler, cfg, device) if cfg.test_no_crop else \
+        make_loader(val_set, val_sampler, cfg, device, train=False)
 
     optimizer = _make_optimizer(cfg, model)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
