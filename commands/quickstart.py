@@ -20,6 +20,7 @@ from data.minibench import MiniConfig, build
 from engine.configs import EvalConfig, Runtime, TrainConfig
 from engine.evaluation import evaluate
 from engine.training import completed_run, train
+from networks import ARCHS, build_model
 from util.errors import ConfigError, UserError
 from util.records import command_line
 from util.report import markdown_table, write_csv
@@ -65,6 +66,8 @@ class QuickstartConfig(Runtime):
     """Your own folder of photographs instead of the packaged ones."""
     retrain: bool = False
     """Train again even if this detector exists."""
+    arch: str = "resnet18"
+    """The detector's network, trained from scratch with the same recipe whichever it is (a fair comparison)."""
     checkpoints_dir: Path = Path("./checkpoints")
     results_dir: Path = Path("results")
 
@@ -72,14 +75,20 @@ class QuickstartConfig(Runtime):
         super().__post_init__()
         if self.size not in PRESETS:
             raise ConfigError(f"--size {self.size}: choose one of {', '.join(PRESETS)}")
+        if self.arch not in ARCHS:
+            raise ConfigError(f"--arch {self.arch}: choose one of {', '.join(ARCHS)}")
+
+    @property
+    def run_name(self) -> str:
+        suffix = "" if self.arch == type(self).arch else f"_{self.arch}"
+        return f"quickstart_{self.size}_seed{self.seed}{suffix}"
 
 
 def train_config(cfg: QuickstartConfig) -> TrainConfig:
     """The detector's training run for this quickstart."""
     preset = PRESETS[cfg.size]
     return TrainConfig(
-        dataroot=cfg.root, name=f"quickstart_{cfg.size}_seed{cfg.seed}", checkpoints_dir=cfg.checkpoints_dir,
-        arch="resnet18", no_pretrained=True, no_resize=True, crop_size=preset.crop_size,
+        dataroot=cfg.root, name=cfg.run_name, checkpoints_dir=cfg.checkpoints_dir, arch=cfg.arch, no_pretrained=True, no_resize=True, crop_size=preset.crop_size,
         batch_size=preset.batch_size, lr=preset.lr, epochs=preset.epochs, patience=preset.patience,
         blur_prob=BLUR_JPG_PROB, blur_sig=(0.0, 3.0), jpg_prob=BLUR_JPG_PROB, jpg_method=("cv2", "pil"),
         jpg_qual=(30, 100), loss_freq=20, seed=cfg.seed, test_no_crop=True, **cfg.runtime)
@@ -148,8 +157,10 @@ def run_quickstart(cfg: QuickstartConfig) -> list[dict[str, Any]]:
     write_csv(out_dir / "quickstart.csv", table, list(table[0]))
     elapsed = {"build_s": built - start, "train_s": trained - built, "eval_s": time.perf_counter() - trained}
     times = ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in elapsed.items())
+    parameters = sum(p.numel() for p in build_model(cfg.arch, pretrained=False).parameters())
     (out_dir / "quickstart.md").write_text(
-        f"# Mini-benchmark ({cfg.size}, seed {cfg.seed})\n\nDetector: ResNet-18 from scratch, Blur+JPEG "
+        f"# Mini-benchmark ({cfg.size}, seed {cfg.seed})\n\nDetector: {cfg.arch} from scratch ({parameters:,} "
+        f"parameters), Blur+JPEG "
         f"({BLUR_JPG_PROB}), trained on `{bench.train_generator}` fakes. Trivial baselines: one statistic per image, "
         f"best direction.\n\n{text}\n\nTime: {times}.\n")
     print(f"\n{text}\n\nAP ranks every test image; accuracy calls an image synthetic above 0.5, the calibrated one "

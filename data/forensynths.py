@@ -94,10 +94,10 @@ def _content_root(folder: Path, names: Iterable[str]) -> Path:
     raise DatasetError(f"the archive holds none of the expected folders ({', '.join(sorted(names))})")
 
 
-def extract_split(split: str, files: list[Path], root: Path) -> Path:
-    """Unpack the archives of ``split`` into ``<root>/<split>/``; the folder appears only once complete."""
-    target = root / split
-    staging = root / f".{split}.extracting"
+def extract_archives(files: list[Path], target: Path, names: Iterable[str]) -> Path:
+    """Unpack ``files`` (zips, or the parts of one 7z) into ``target``: the shallowest folder of the archive that
+    holds one of ``names``. The folder appears only once complete."""
+    staging = target.with_name(f".{target.name}.extracting")
     if staging.exists():
         shutil.rmtree(staging)  # left by an interrupted extraction
     staging.mkdir(parents=True)
@@ -109,12 +109,17 @@ def extract_split(split: str, files: list[Path], root: Path) -> Path:
         else:
             _extract_7z_volumes(files, staging)
         _unzip_all(staging)
-        os.replace(_content_root(staging, SPLITS[split].counts), target)
+        os.replace(_content_root(staging, names), target)
     except (zipfile.BadZipFile, OSError) as err:
         raise DatasetError(f"cannot extract {files[0].name}: {err}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def extract_split(split: str, files: list[Path], root: Path) -> Path:
+    """Unpack the archives of ``split`` into ``<root>/<split>/``."""
+    return extract_archives(files, root / split, SPLITS[split].counts)
 
 
 def count_images(folder: Path) -> tuple[int, int]:

@@ -46,15 +46,18 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
-def resized_size(width: int, height: int, size: int) -> tuple[int, int]:
-    """(width, height) after resizing the shorter side to ``size`` (torchvision's rounding)."""
+def resized_size(width: int, height: int, size: int, square: bool = False) -> tuple[int, int]:
+    """(width, height) after resizing the shorter side to ``size`` (torchvision's rounding), or both sides when
+    ``square`` (NPR's resize, which does not keep the aspect ratio)."""
+    if square:
+        return size, size
     if width <= height:
         return size, int(size * height / width)
     return int(size * width / height), size
 
 
-def resize_shorter(img: Image.Image, size: int, interpolation: str) -> Image.Image:
-    target = resized_size(*img.size, size)
+def resize_image(img: Image.Image, size: int, interpolation: str, square: bool = False) -> Image.Image:
+    target = resized_size(*img.size, size, square)
     return img if target == img.size else img.resize(target, PIL_INTERPOLATION[interpolation])
 
 
@@ -162,6 +165,8 @@ class AugmentConfig:
     load_size: int = 256
     crop_size: int = 224
     resize: bool = True
+    square_resize: bool = False
+    """Resize to load_size x load_size instead of the shorter side to load_size."""
     crop: bool = True
     flip: bool = True
     rz_interp: tuple[str, ...] = ("bilinear",)
@@ -198,7 +203,7 @@ def sample_train_params(rng: np.random.Generator, cfg: AugmentConfig, width: int
     method = cfg.jpg_method[int(rng.integers(len(cfg.jpg_method)))]
     quality = int(rng.integers(cfg.jpg_qual[0], cfg.jpg_qual[1] + 1))
     if cfg.resize:
-        width, height = resized_size(width, height, cfg.load_size)
+        width, height = resized_size(width, height, cfg.load_size, cfg.square_resize)
     top, left = _offset(rng, height, cfg.crop_size), _offset(rng, width, cfg.crop_size)
     flip = bool(rng.random() < 0.5)
     return AugmentParams(
@@ -214,7 +219,7 @@ def sample_train_params(rng: np.random.Generator, cfg: AugmentConfig, width: int
 def apply_train_params(img: Image.Image, cfg: AugmentConfig, params: AugmentParams) -> np.ndarray:
     """resize -> blur -> JPEG -> crop -> flip -> tensor, the reference order."""
     if cfg.resize:
-        img = resize_shorter(img, cfg.load_size, params.interpolation)
+        img = resize_image(img, cfg.load_size, params.interpolation, cfg.square_resize)
     arr = np.asarray(img)
     if params.blur_sigma is not None:
         arr = gaussian_blur(arr, params.blur_sigma)
@@ -256,7 +261,7 @@ class ValTransform:
 
     def __call__(self, img: Image.Image, rng: np.random.Generator) -> np.ndarray:
         if self.cfg.resize:
-            img = resize_shorter(img, self.cfg.load_size, "bilinear")
+            img = resize_image(img, self.cfg.load_size, "bilinear", self.cfg.square_resize)
         arr = np.asarray(img)
         if self.perturb:
             blur, jpeg = rng.random() < self.cfg.blur_prob, rng.random() < self.cfg.jpg_prob
@@ -311,14 +316,16 @@ def perturb(img: Image.Image, p: Perturbation) -> np.ndarray:
 class EvalTransform:
     """Test protocol: no resize, no perturbation, center crop 224 (zero-padded if smaller).
 
-    Options: ``crop_size=None`` keeps the whole image; ``resize`` scales the shorter side first (bilinear);
-    ``perturbation`` post-processes the image before any of that, as an image found in the wild would be.
+    Options: ``crop_size=None`` keeps the whole image; ``resize`` scales the shorter side first (bilinear), or both
+    sides with ``square``; ``perturbation`` post-processes the image before any of that, as an image found in the
+    wild would be.
     """
 
-    def __init__(self, *, crop_size: int | None = 224, resize: int | None = None,
+    def __init__(self, *, crop_size: int | None = 224, resize: int | None = None, square: bool = False,
                  perturbation: Perturbation = Perturbation()) -> None:
         self.crop_size = crop_size
         self.resize = resize
+        self.square = square
         self.perturbation = perturbation
 
     def output_size(self, width: int, height: int) -> tuple[int, int]:
@@ -326,12 +333,12 @@ class EvalTransform:
         if self.crop_size is not None:
             return self.crop_size, self.crop_size
         width, height = self.perturbation.size(width, height)
-        return resized_size(width, height, self.resize) if self.resize else (width, height)
+        return resized_size(width, height, self.resize, self.square) if self.resize else (width, height)
 
     def __call__(self, img: Image.Image, rng: np.random.Generator | None = None) -> np.ndarray:
         arr = perturb(img, self.perturbation)
         if self.resize:
-            arr = np.asarray(resize_shorter(Image.fromarray(arr), self.resize, "bilinear"))
+            arr = np.asarray(resize_image(Image.fromarray(arr), self.resize, "bilinear", self.square))
         if self.crop_size is not None:
             arr = center_crop(arr, self.crop_size)
         return np.ascontiguousarray(arr)

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from data.names import INTERPOLATIONS, JPEG_METHODS, protocol_list
-from networks import ARCHS
+from data.suites import SUITES
+from networks import ARCHS, FROM_SCRATCH
 from util.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -74,39 +75,56 @@ def resolve_workers(setting: int | str, device: torch.device) -> int:
     return min(available_cpus(), MAX_AUTO_WORKERS) if device.type == "cuda" else 0
 
 
+def describe_preprocessing(resize: int | None, square: bool, crop_size: int | None) -> str:
+    if not resize:
+        text = "no resize"
+    else:
+        text = f"resize to {resize}x{resize}" if square else f"resize shorter side to {resize}"
+    return f"{text}, " + ("whole image" if crop_size is None else f"center crop {crop_size}")
+
+
 @dataclass(frozen=True)
 class TestProtocol:
-    """How test images reach the detector: an optional resize of the shorter side, then a center crop (zero-padded
-    when the image is smaller) or the whole image."""
+    """How test images reach the detector: an optional resize (of the shorter side, or of both sides with
+    ``square``), then a center crop (zero-padded when the image is smaller) or the whole image."""
 
     __test__ = False  # a name pytest would otherwise collect where tests import it
 
     crop_size: int | None = 224
     """None: the whole image."""
     resize: int | None = None
+    square: bool = False
 
     def describe(self) -> str:
-        resize = f"resize {self.resize}" if self.resize else "no resize"
-        return f"{resize}, " + ("whole image" if self.crop_size is None else f"center crop {self.crop_size}")
+        return describe_preprocessing(self.resize, self.square, self.crop_size)
 
     def transform(self, perturbation: Perturbation | None = None) -> EvalTransform:
         from data.transforms import EvalTransform, Perturbation
 
-        return EvalTransform(crop_size=self.crop_size, resize=self.resize,
+        return EvalTransform(crop_size=self.crop_size, resize=self.resize, square=self.square,
                              perturbation=perturbation or Perturbation())
 
-    def record(self) -> dict[str, int | None]:
-        return {"crop_size": self.crop_size, "resize": self.resize}
+    def record(self) -> dict[str, int | bool | None]:
+        return {"crop_size": self.crop_size, "resize": self.resize, "square": self.square}
 
 
 PAPER_PROTOCOL = TestProtocol()  # Table 2: no resize, center crop 224
 WHOLE_IMAGE = TestProtocol(crop_size=None)  # the authors' demo
+# Test protocols by name (eval.py --preprocess).
+PREPROCESSING = {
+    "wang2020": PAPER_PROTOCOL,
+    # NPR's test.py: every image resized to 256x256 (so that a batch can hold images of any size), no crop.
+    "npr": TestProtocol(crop_size=None, resize=256, square=True),
+}
 
 
 def choose_protocol(*, crop_size: int | None, no_crop: bool, resize: int | None, recorded: TestProtocol | None,
-                    fallback: tuple[TestProtocol, str]) -> tuple[TestProtocol, str]:
-    """(protocol, where it came from): the flags when any is given, else the checkpoint's record, else
-    ``fallback`` (protocol, its name) for a checkpoint without a record, such as the authors' release."""
+                    fallback: tuple[TestProtocol, str], preprocess: str | None = None) -> tuple[TestProtocol, str]:
+    """(protocol, where it came from): the named ``preprocess`` or the flags when any is given, else the
+    checkpoint's record, else ``fallback`` (protocol, its name) for a checkpoint without a record, such as the
+    authors' release."""
+    if preprocess is not None:
+        return PREPROCESSING[preprocess], f"--preprocess {preprocess}"
     if no_crop or crop_size is not None or resize is not None:
         return TestProtocol(crop_size=None if no_crop else crop_size or PAPER_PROTOCOL.crop_size,
                             resize=resize), "set by the flags"
@@ -116,12 +134,36 @@ def choose_protocol(*, crop_size: int | None, no_crop: bool, resize: int | None,
 
 
 OPTIMIZERS = ("adam", "sgd")
+# Named training recipes: the defaults each fills (flags given on the command line win). wang2020 is the
+# defaults themselves.
+RECIPES: dict[str, dict[str, Any]] = {
+    "wang2020": {},
+    # NPR's README command (--classes car,cat,chair,horse --batch_size 32 --delr_freq 10 --lr 0.0002 --niter 50)
+    # on its code's defaults: resize to 256x256, random crop 224, flip, no blur/JPEG, from scratch.
+    "npr": {"arch": "npr", "no_pretrained": True, "protocol": "4class", "batch_size": 32, "lr": 2e-4, "epochs": 50,
+            "delr_freq": 10, "lr_decay": 0.9, "square_resize": True, "test_no_crop": True},
+}
+# A recipe value that an explicitly given flag replaces too.
+_RECIPE_YIELDS = {"protocol": ("classes",)}
+
+
+def apply_recipe(values: dict[str, Any], given: set[str]) -> dict[str, Any]:
+    """``values`` (train.py's options) with the fields of ``values["recipe"]`` filled in, except those in
+    ``given`` (set on the command line)."""
+    recipe = values["recipe"]
+    if recipe not in RECIPES:
+        raise ConfigError(f"--recipe {recipe}: choose one of {', '.join(RECIPES)}")
+    filled = {k: v for k, v in RECIPES[recipe].items()
+              if k not in given and not given.intersection(_RECIPE_YIELDS.get(k, ()))}
+    return values | filled
 
 
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig(Runtime):
     """One training run: the paper's recipe by default. Field names are train.py's flags."""
 
+    recipe: str = "wang2020"
+    """The named recipe (RECIPES) whose defaults the options started from."""
     # data
     dataroot: Path = Path("./dataset/")
     """Holds <train_split>/<class>/{0_real,1_fake} and <val_split>/..."""
@@ -142,6 +184,9 @@ class TrainConfig(Runtime):
     # preprocessing and augmentation
     load_size: int = 256
     crop_size: int = 224
+    square_resize: bool = False
+    """Resize to load_size x load_size (NPR) instead of the shorter side to load_size; such a detector is also
+    tested resized so."""
     no_resize: bool = False
     no_crop: bool = False
     no_flip: bool = False
@@ -169,6 +214,9 @@ class TrainConfig(Runtime):
     """At most this many epochs; early stopping usually ends training sooner."""
     patience: int = 5
     """Epochs without validation-accuracy gain before the LR is divided by 10."""
+    delr_freq: int = 0
+    """0: the paper's early stopping. N: NPR's step schedule (LR x lr_decay every N epochs, all epochs run)."""
+    lr_decay: float = 0.9
     # run folder and checkpoints
     name: str = "experiment_name"
     checkpoints_dir: Path = Path("./checkpoints")
@@ -188,6 +236,13 @@ class TrainConfig(Runtime):
             object.__setattr__(self, "classes", protocol_list(self.protocol, "classes", self.classes, "--classes"))
         if self.arch not in ARCHS:
             raise ConfigError(f"--arch {self.arch}: choose one of {', '.join(ARCHS)}")
+        if self.recipe not in RECIPES:
+            raise ConfigError(f"--recipe {self.recipe}: choose one of {', '.join(RECIPES)}")
+        if self.arch in FROM_SCRATCH and not self.no_pretrained:
+            raise ConfigError(f"--arch {self.arch} is trained from scratch: add --no_pretrained (or use --recipe "
+                              f"{self.arch})")
+        if not 0 < self.lr_decay <= 1:
+            raise ConfigError(f"--lr_decay {self.lr_decay}: give a factor in (0, 1]")
         if self.optim not in OPTIMIZERS:
             raise ConfigError(f"--optim {self.optim}: choose one of {', '.join(OPTIMIZERS)}")
         unknown = [v for v in self.rz_interp if v not in INTERPOLATIONS]
@@ -201,6 +256,11 @@ class TrainConfig(Runtime):
                    ("--rz_interp", "--no_resize", self.no_resize and self.rz_interp != defaults.rz_interp),
                    ("--beta1", "--optim sgd", self.optim == "sgd" and self.beta1 != defaults.beta1),
                    ("--pretrained_path", "--no_pretrained", self.no_pretrained and self.pretrained_path is not None),
+                   ("--init_gain", f"--arch {self.arch}",
+                    self.arch in FROM_SCRATCH and self.init_gain != defaults.init_gain),
+                   ("--square_resize", "--no_resize", self.no_resize and self.square_resize),
+                   ("--patience", "--delr_freq", self.delr_freq > 0 and self.patience != defaults.patience),
+                   ("--lr_decay", "no --delr_freq", self.delr_freq == 0 and self.lr_decay != defaults.lr_decay),
                    ("--new_optim", "no --continue_train", self.new_optim and not self.continue_train),
                    ("--epoch", "no --continue_train", self.epoch != defaults.epoch and not self.continue_train)]
         for flag, reason, clash in ignored:
@@ -214,7 +274,7 @@ class TrainConfig(Runtime):
         from data.transforms import AugmentConfig
 
         return AugmentConfig(load_size=self.load_size, crop_size=self.crop_size, resize=not self.no_resize,
-                             crop=not self.no_crop, flip=not self.no_flip, rz_interp=tuple(self.rz_interp),
+                             square_resize=self.square_resize, crop=not self.no_crop, flip=not self.no_flip, rz_interp=tuple(self.rz_interp),
                              blur_prob=self.blur_prob, blur_sig=tuple(self.blur_sig), jpg_prob=self.jpg_prob,
                              jpg_method=tuple(self.jpg_method), jpg_qual=tuple(self.jpg_qual))
 
@@ -223,14 +283,17 @@ class TrainConfig(Runtime):
         return self.checkpoints_dir / self.name
 
     def test_protocol(self) -> TestProtocol:
-        """How this detector is meant to be tested: no resize (the paper's protocol), center crop ``crop_size``
-        (the training crop), or the whole image."""
-        return TestProtocol(crop_size=None if self.test_no_crop else self.crop_size)
+        """How this detector is meant to be tested: no resize (the paper's protocol) or, for a detector trained
+        on square-resized images, the same square resize; then a center crop of ``crop_size`` (the training
+        crop) or the whole image."""
+        square = self.square_resize and not self.no_resize
+        return TestProtocol(crop_size=None if self.test_no_crop else self.crop_size,
+                            resize=self.load_size if square else None, square=square)
 
     def describe_validation(self) -> str:
-        resize = "no resize" if self.no_resize else f"resize {self.load_size}"
         whole = self.no_crop or self.test_no_crop
-        return f"{resize}, " + ("whole image" if whole else f"center crop {self.crop_size}")
+        return describe_preprocessing(None if self.no_resize else self.load_size, self.square_resize,
+                                      None if whole else self.crop_size)
 
 
 # The test-time perturbations eval.py can sweep, and the fixed-value setting each one replaces.
@@ -242,9 +305,12 @@ class EvalConfig(Runtime):
     """One eval.py run: the paper's test protocol by default. Field names are eval.py's flags."""
 
     dataroot: Path = Path("./dataset/test")
-    """Test sets <set>/{0_real,1_fake} or <set>/<subclass>/{0_real,1_fake}."""
+    """The suite's folder, in its published layout (forensynths: <set>/{0_real,1_fake} or
+    <set>/<subclass>/{0_real,1_fake})."""
+    suite: str = "forensynths"
+    """A key of data.suites.SUITES: how the sets are laid out and which reals each fake set is scored against."""
     sets: tuple[str, ...] | None = None
-    """Sets to evaluate, in this order (None: all found, Table 2 order; or the protocol's)."""
+    """Sets to evaluate, in this order (None: all found, in the suite's order; or the protocol's)."""
     protocol: str | None = None
     batch_size: int = 64
     model_path: Path = Path("weights/blur_jpg_prob0.5.pth")
@@ -257,6 +323,8 @@ class EvalConfig(Runtime):
     """Whole images; images of equal size are batched together."""
     resize: int | None = None
     """Resize the shorter side to this (bilinear) before cropping."""
+    preprocess: str | None = None
+    """A named test protocol (PREPROCESSING) instead of crop_size / no_crop / resize."""
     calibrate_on: str | None = None
     """A set name under ``dataroot`` or a folder: choose a threshold there, report acc_calibrated on the others."""
     blur_sigma: float | None = None
@@ -276,8 +344,18 @@ class EvalConfig(Runtime):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.suite not in SUITES:
+            raise ConfigError(f"--suite {self.suite}: choose one of {', '.join(SUITES)}")
         if self.protocol is not None:  # opt.json then records the sets it stands for
+            if self.suite != "forensynths":
+                raise ConfigError(f"--protocol names ForenSynths sets; it does not apply to --suite {self.suite}")
             object.__setattr__(self, "sets", protocol_list(self.protocol, "test_sets", self.sets, "--sets"))
+        if self.preprocess is not None:
+            if self.preprocess not in PREPROCESSING:
+                raise ConfigError(f"--preprocess {self.preprocess}: choose one of {', '.join(PREPROCESSING)}")
+            if self.no_crop or self.crop_size is not None or self.resize is not None:
+                raise ConfigError("--preprocess names a whole test protocol; leave out --crop_size, --no_crop and "
+                                  "--resize")
         if self.sweep is not None:
             kind = self.sweep[0]
             if kind not in SWEPT_FIELD:
@@ -307,7 +385,8 @@ class EvalConfig(Runtime):
     def test_protocol(self, detector: Detector) -> tuple[TestProtocol, str]:
         """The test protocol for ``detector`` and where it came from (see ``crop_size``)."""
         return choose_protocol(crop_size=self.crop_size, no_crop=self.no_crop, resize=self.resize,
-                               recorded=detector.protocol, fallback=(PAPER_PROTOCOL, "the paper's"))
+                               recorded=detector.protocol, fallback=(PAPER_PROTOCOL, "the paper's"),
+                               preprocess=self.preprocess)
 
     @property
     def out_dir(self) -> Path:

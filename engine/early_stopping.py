@@ -1,4 +1,5 @@
-"""The paper's schedule: patience on validation accuracy, LR / 10 when it runs out, stop below a minimum LR."""
+"""The LR schedules: the paper's (patience on validation accuracy, LR / 10 when it runs out, stop below a minimum
+LR) and NPR's fixed step decay. Both track the best validation accuracy, which the ``best`` checkpoint follows."""
 
 from __future__ import annotations
 
@@ -10,7 +11,28 @@ Action = Literal["continue", "drop", "stop"]
 
 
 @dataclass
-class EarlyStopping:
+class _Schedule:
+    best_acc: float = -math.inf
+    """Best accuracy over the whole run: the `best` checkpoint follows this."""
+    best_epoch: int = -1
+
+    def _track(self, epoch: int, acc: float) -> bool:
+        """Record ``acc``; True when it is the best so far."""
+        if acc > self.best_acc:
+            self.best_acc, self.best_epoch = acc, epoch
+            return True
+        return False
+
+    def state_dict(self) -> dict[str, float | int | None]:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict[str, float | int | None]) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+@dataclass
+class EarlyStopping(_Schedule):
     patience: int = 5
     min_delta: float = 0.001
     """Gain over the phase's best that counts as an improvement before the first LR drop."""
@@ -23,15 +45,10 @@ class EarlyStopping:
     """Best accuracy in the current LR phase; each phase starts a new window, as in the authors' code."""
     bad_epochs: int = 0
     drops: int = 0
-    best_acc: float = -math.inf
-    """Best accuracy over ALL phases: the `best` checkpoint follows this, not the phase's best."""
-    best_epoch: int = -1
 
     def step(self, epoch: int, acc: float, lr: float) -> tuple[Action, bool, float]:
         """Record one epoch's validation accuracy; returns (action, is_global_best, lr to use next)."""
-        is_best = acc > self.best_acc
-        if is_best:
-            self.best_acc, self.best_epoch = acc, epoch
+        is_best = self._track(epoch, acc)
         delta = self.min_delta if self.drops == 0 else self.min_delta_after_drop
         if self.phase_best is None or acc >= self.phase_best + delta:
             self.phase_best, self.bad_epochs = acc, 0
@@ -46,9 +63,18 @@ class EarlyStopping:
         self.phase_best, self.bad_epochs = None, 0
         return "drop", is_best, new_lr
 
-    def state_dict(self) -> dict[str, float | int | None]:
-        return asdict(self)
 
-    def load_state_dict(self, state: dict[str, float | int | None]) -> None:
-        for key, value in state.items():
-            setattr(self, key, value)
+@dataclass
+class StepDecay(_Schedule):
+    """NPR's schedule: the LR is multiplied by ``factor`` after every ``every``-th epoch counted from 0 (after
+    epochs 11, 21, 31, ... counted from 1, as the authors' loop does); training runs its full epoch count."""
+
+    every: int = 10
+    factor: float = 0.9
+
+    def step(self, epoch: int, acc: float, lr: float) -> tuple[Action, bool, float]:
+        """As EarlyStopping.step, but never "stop"."""
+        is_best = self._track(epoch, acc)
+        if epoch > 1 and (epoch - 1) % self.every == 0:
+            return "drop", is_best, lr * self.factor
+        return "continue", is_best, lr

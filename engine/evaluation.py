@@ -30,12 +30,12 @@ from data import (
     PROTOCOLS,
     DatasetError,
     Perturbation,
-    Protocol,
     Sample,
     find_test_sets,
     scan_folder,
 )
-from data.datasets import left_out_note, walk_files
+from data.datasets import left_out_note, list_images, walk_files
+from data.suites import SUITES, find_suite_sets
 from engine.configs import EvalConfig, TestProtocol, resolve_workers
 from engine.inference import Scored, load_detector, score_samples, set_precision, small_image_note
 from util.distributed import resolve_device
@@ -78,12 +78,23 @@ def mean_row(rows: Sequence[dict[str, Any]], name: str = "mean") -> dict[str, An
     return mean
 
 
-def protocol_mean(rows: Sequence[dict[str, Any]], protocol: Protocol) -> dict[str, Any] | None:
-    """The mean over the protocol's headline sets (Table 2's "mean" for the paper), when all were evaluated."""
+def protocol_mean(rows: Sequence[dict[str, Any]], mean_sets: Sequence[str]) -> dict[str, Any] | None:
+    """The mean over a protocol's or suite's headline sets (Table 2's "mean" for the paper), when all were
+    evaluated."""
     by_name = {r["set"]: r for r in rows}
-    if not all(n in by_name for n in protocol.mean_sets):
+    if not all(n in by_name for n in mean_sets):
         return None
-    return mean_row([by_name[n] for n in protocol.mean_sets], f"mean ({len(protocol.mean_sets)} sets)")
+    return mean_row([by_name[n] for n in mean_sets], f"mean ({len(mean_sets)} sets)")
+
+
+def headline(cfg: EvalConfig) -> tuple[tuple[str, ...], str]:
+    """The sets whose mean is the headline number of this run's suite (or ForenSynths protocol), and in words
+    what that mean is."""
+    if cfg.suite == "forensynths":
+        name = cfg.protocol or "wang2020"
+        return PROTOCOLS[name].mean_sets, f"the {len(PROTOCOLS[name].mean_sets)} sets of the {name} protocol"
+    suite = SUITES[cfg.suite]
+    return suite.mean_sets, f"the {len(suite.mean_sets)} sets of {suite.title} ({suite.headline})"
 
 
 # ------------------------------------------------------------------------------------------------- eval.py
@@ -186,11 +197,10 @@ class Evaluator:
                  "Accuracies at threshold 0.5" + (f"; calibrated threshold {threshold:.4g} chosen on "
                                                   f"`{cfg.calibrate_on}`." if threshold is not None else "."),
                  "", summary_markdown(rows, calibrated=threshold is not None)]
-        name = cfg.protocol or "wang2020"
-        mean = protocol_mean(rows, PROTOCOLS[name])
+        mean_sets, what = headline(cfg)
+        mean = protocol_mean(rows, mean_sets)
         if mean is not None:
-            lines += ["", f"Mean over the {len(PROTOCOLS[name].mean_sets)} sets of the {name} protocol: "
-                          f"AP {100 * mean['ap']:.1f}, acc {100 * mean['acc']:.1f}."]
+            lines += ["", f"Mean over {what}: AP {100 * mean['ap']:.1f}, acc {100 * mean['acc']:.1f}."]
         return "\n".join(lines) + "\n"
 
     def sweep(self) -> list[dict[str, Any]]:
@@ -257,8 +267,29 @@ def _finished_sets(cfg: EvalConfig) -> dict[str, Scored]:
             for name, part in by_set.items()}
 
 
+def _suite_sets(cfg: EvalConfig) -> list[tuple[str, Path, list[Sample]]]:
+    """(name, fakes folder, samples) of each set of a suite other than ForenSynths, each fake set with its reals;
+    missing sets are listed."""
+    found, missing = find_suite_sets(cfg.suite, cfg.dataroot, cfg.sets)
+    if missing:
+        print(f"{cfg.suite}: {len(missing)} sets not under {cfg.dataroot}, left out: {'; '.join(missing)}")
+    sets = []
+    for name, reals, fakes in found:
+        samples = [Sample(p, 0, "") for p in list_images(reals)] + [Sample(p, 1, "") for p in list_images(fakes)]
+        for folder in (reals, fakes):
+            note = left_out_note(walk_files(folder)[1])
+            if note:
+                print(f"{name} ({folder}): {note}")
+        if not samples:
+            raise DatasetError(f"{name}: no images in {reals} or {fakes}")
+        sets.append((name, fakes, samples))
+    return sets
+
+
 def _load_sets(cfg: EvalConfig) -> list[tuple[str, Path, list[Sample]]]:
     """(name, folder, samples) of every test set the config names; folders that hold no set are listed."""
+    if cfg.suite != "forensynths":
+        return _suite_sets(cfg)
     folders = find_test_sets(cfg.dataroot, cfg.sets)
     if cfg.sets is None and folders[0][1] != cfg.dataroot:  # a folder of sets, all taken
         names = {name for name, _ in folders}

@@ -43,7 +43,7 @@ from data import (
 )
 from data.transforms import resized_size
 from engine.configs import TrainConfig, resolve_workers
-from engine.early_stopping import EarlyStopping
+from engine.early_stopping import EarlyStopping, StepDecay
 from engine.inference import autocast, input_memory_format, memory_format, predict, set_precision
 from networks import build_model
 from util import distributed
@@ -90,7 +90,8 @@ def _whole_image_loader(dataset: ImageDataset, sampler: SeededSampler, cfg: Trai
     for _, index in keys:
         try:
             width, height = image_size(dataset.samples[index].path)
-            sizes.append((width, height) if cfg.no_resize else resized_size(width, height, cfg.load_size))
+            sizes.append((width, height) if cfg.no_resize else
+                         resized_size(width, height, cfg.load_size, cfg.square_resize))
         except BadImage:
             sizes.append((0, 0))
     batches = [[keys[i] for i in batch] for batch in SizeGroupedBatches(sizes, cfg.batch_size)]
@@ -219,7 +220,8 @@ def _train(cfg: TrainConfig, process: distributed.Process, device: torch.device)
         raise UserError(f"{run_dir} already holds a run: pass --continue_train to resume it, or pick another --name")
     if process.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        print(f"train.py {' '.join(command_line(cfg))}\n  options: {run_dir / 'opt.json'}; validation: "
+        print(f"train.py {' '.join(command_line(cfg))}\n  recipe {cfg.recipe}; options: {run_dir / 'opt.json'}; "
+              f"validation: "
               f"{cfg.describe_validation()}; test protocol (recorded in the checkpoints): "
               f"{cfg.test_protocol().describe()}", flush=True)
         # A resume keeps the run's first opt.json and records its own options beside it.
@@ -247,7 +249,8 @@ def _train(cfg: TrainConfig, process: distributed.Process, device: torch.device)
 
     optimizer = _make_optimizer(cfg, model)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
-    stopper = EarlyStopping(patience=cfg.patience)
+    stopper = StepDecay(every=cfg.delr_freq, factor=cfg.lr_decay) if cfg.delr_freq else \
+        EarlyStopping(patience=cfg.patience)
     progress = Progress()
     if resume is not None:
         load_weights(model, extract_state_dict(resume), str(resume_path), cfg.arch)
@@ -284,7 +287,7 @@ class _Run:
     model: nn.Module  # DDP-wrapped under torchrun; checkpoints store the bare network
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
-    stopper: EarlyStopping
+    stopper: EarlyStopping | StepDecay
     progress: Progress
     log: RunLog
     bad: dict[str, set[int]] = field(default_factory=lambda: {"train": set(), "val": set()})  # unreadable, seen

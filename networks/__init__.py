@@ -1,12 +1,14 @@
-"""The detectors' networks: torchvision backbones with one logit (``backbones``), the released models
-(``released``), the mini-benchmark's small generators (``generators``).
+"""The detectors' networks: torchvision backbones with one logit (``backbones``), NPR (``npr``), the released
+models (``released``), the mini-benchmark's small generators (``generators``).
 
 ``build_model`` loads on first use (PEP 562), so reading ``ARCHS`` for the options does not import torchvision.
 """
 
 from typing import Any
 
-ARCHS = ("resnet50", "resnet18", "resnet34", "resnet101", "efficientnet_b0")
+ARCHS = ("resnet50", "resnet18", "resnet34", "resnet101", "efficientnet_b0", "npr")
+# Trained from random weights only: no ImageNet weights exist for them, and their last layer keeps its own init.
+FROM_SCRATCH = ("npr",)
 
 
 def __getattr__(name: str) -> Any:

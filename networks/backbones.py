@@ -1,4 +1,4 @@
-"""torchvision backbones with a single real/fake logit (``build_model``).
+"""torchvision backbones with a single real/fake logit, and NPR (``build_model``).
 
 State-dict keys are torchvision's own (``conv1.weight`` ... ``fc.weight``), so the authors' released
 ResNet-50 weights load as they are.
@@ -12,7 +12,8 @@ import torch
 from torch import nn
 from torchvision import models
 
-from networks import ARCHS
+from networks import ARCHS, FROM_SCRATCH
+from networks.npr import NPR
 from util.checkpoint import extract_state_dict, load_checkpoint
 from util.errors import UserError
 
@@ -56,9 +57,14 @@ def build_model(
     """A torchvision ``arch`` whose last layer is Linear(features, 1) initialized with std ``init_gain``.
 
     ``pretrained`` loads torchvision's IMAGENET1K_V1 weights (or ``pretrained_path``) before the head is replaced.
+    NPR is always built from random weights with its own initialization.
     """
     if arch not in ARCHS:
         raise UserError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    if arch in FROM_SCRATCH:
+        if pretrained or pretrained_path is not None:
+            raise UserError(f"{arch} is trained from scratch: it has no ImageNet weights (use --no_pretrained)")
+        return NPR()
     model = models.get_model(arch, weights=None)
     if pretrained or pretrained_path is not None:
         state = _imagenet_state_dict(arch, pretrained_path)

@@ -28,7 +28,18 @@ from commands.configs import (
     SpectraConfig,
 )
 from data.names import INTERPOLATIONS, JPEG_METHODS, PROTOCOLS
-from engine.configs import AMP_CHOICES, MAX_AUTO_WORKERS, OPTIMIZERS, EvalConfig, Runtime, TrainConfig
+from data.suites import SUITES
+from engine.configs import (
+    AMP_CHOICES,
+    MAX_AUTO_WORKERS,
+    OPTIMIZERS,
+    PREPROCESSING,
+    RECIPES,
+    EvalConfig,
+    Runtime,
+    TrainConfig,
+    apply_recipe,
+)
 from networks import ARCHS
 from networks.released import RELEASED, model_path
 from options.types import (
@@ -93,6 +104,23 @@ class Parser(argparse.ArgumentParser):
         flags = self._flags()
         given = list(sys.argv[1:] if args is None else args)
         return super().parse_args([_underscored(arg, flags) for arg in given], namespace)
+
+    def given(self, args: Sequence[str] | None = None) -> set[str]:
+        """The destinations that ``args`` set explicitly (whatever their value), sub-commands included."""
+        parsers, actions = [self], []
+        while parsers:
+            parser = parsers.pop()
+            for action in parser._actions:
+                actions.append((action, action.default))
+                if isinstance(action, argparse._SubParsersAction):
+                    parsers += action.choices.values()
+        try:
+            for action, _ in actions:
+                action.default = argparse.SUPPRESS
+            return set(vars(self.parse_args(args)))
+        finally:
+            for action, default in actions:
+                action.default = default
 
     def error(self, message: str) -> NoReturn:
         prefix = "unrecognized arguments: "
@@ -177,6 +205,9 @@ def _fields(cls: type) -> set[str]:
 # ------------------------------------------------------------------------------------------------ train.py
 def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     d = TrainConfig
+    parser.add_argument("--recipe", choices=tuple(RECIPES), default=d.recipe,
+                        help="named defaults (flags you give win): wang2020 = the paper's (the defaults below); npr "
+                        "= NPR's (" + ", ".join(f"{k} {v}" for k, v in RECIPES["npr"].items()) + ")")
     group = parser.add_argument_group("data")
     group.add_argument("--dataroot", type=Path, default=d.dataroot,
                        help="folder holding <train_split>/<class>/{0_real,1_fake} and <val_split>/...")
@@ -198,6 +229,9 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                        help="resize the shorter side to this many pixels before cropping")
     group.add_argument("--crop_size", "--cropSize", type=positive_int, default=d.crop_size,
                        help="crop side in pixels")
+    group.add_argument("--square_resize", action="store_true",
+                       help="resize to --load_size x --load_size, not keeping the aspect ratio (NPR); the detector "
+                       "is then tested resized so too")
     group.add_argument("--no_resize", action="store_true", help="skip the resize to --load_size")
     group.add_argument("--no_crop", action="store_true", help="skip the random crop (whole images; batch 1 "
                        "unless all images share a size)")
@@ -235,6 +269,10 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                        help="maximum number of epochs (early stopping usually ends training sooner)")
     group.add_argument("--patience", "--earlystop_epoch", type=positive_int, default=d.patience,
                        help="epochs without validation-accuracy gain before the LR is divided by 10")
+    group.add_argument("--delr_freq", type=nonneg_int, default=d.delr_freq,
+                       help="0 = the paper's early stopping; N = NPR's schedule: LR x --lr_decay every N epochs, "
+                       "every epoch run")
+    group.add_argument("--lr_decay", type=probability, default=d.lr_decay, help="LR factor of --delr_freq")
     group.add_argument("--seed", type=nonneg_int, default=d.seed,
                        help="seeds weights of the new layer, data order and every augmentation draw")
 
@@ -254,15 +292,23 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     _add_runtime(parser, training=True)
 
 
-def train_parser() -> argparse.ArgumentParser:
+def train_parser() -> Parser:
     parser = _parser("train.py", "Train the real/fake detector (Wang et al., CVPR 2020 recipe).")
     _add_train_arguments(parser)
     return parser
 
 
+def _train_values(parser: Parser, argv: Sequence[str] | None, values: dict[str, Any]) -> dict[str, Any]:
+    """train.py's ``values`` with the recipe's defaults filled in where ``argv`` sets nothing."""
+    try:
+        return apply_recipe(values, parser.given(argv))
+    except ConfigError as err:
+        parser.error(str(err))
+
+
 def parse_train_options(argv: Sequence[str] | None = None) -> TrainConfig:
     parser = train_parser()
-    return _config(parser, TrainConfig, vars(parser.parse_args(argv)))
+    return _config(parser, TrainConfig, _train_values(parser, argv, vars(parser.parse_args(argv))))
 
 
 # ------------------------------------------------------------------------------------------ eval.py, demo.py
@@ -280,7 +326,10 @@ def eval_parser() -> argparse.ArgumentParser:
     parser = _parser("eval.py", "Evaluate a detector on every test set under --dataroot (Table 2).")
     group = parser.add_argument_group("data")
     group.add_argument("--dataroot", type=Path, default=d.dataroot,
-                       help="folder of test sets <set>/{0_real,1_fake} or <set>/<subclass>/{0_real,1_fake}")
+                       help="the suite's folder in its published layout (forensynths: <set>/{0_real,1_fake} or "
+                       "<set>/<subclass>/{0_real,1_fake})")
+    group.add_argument("--suite", choices=tuple(SUITES), default=d.suite,
+                       help="test suite: " + "; ".join(f"{k} = {v.title}" for k, v in SUITES.items()))
     group.add_argument("--sets", type=name_list, default=d.sets,
                        help="comma-separated sets to evaluate, in this order (default: all found, Table 2 order)")
     _add_protocol(group, "--sets")
@@ -294,6 +343,9 @@ def eval_parser() -> argparse.ArgumentParser:
                        help="whole images; images of equal size are batched together")
     group.add_argument("--resize", type=positive_int, default=d.resize, metavar="N",
                        help="resize the shorter side to N (bilinear) before cropping")
+    group.add_argument("--preprocess", choices=tuple(PREPROCESSING), default=d.preprocess,
+                       help="a named test protocol instead of the three flags above: " + "; ".join(
+                           f"{k} = {v.describe()}" for k, v in PREPROCESSING.items()))
     group.add_argument("--calibrate_on", default=d.calibrate_on, metavar="SET_OR_DIR",
                        help="choose a threshold on this set (a set name under --dataroot or a folder, e.g. the "
                        "ProGAN val split) and report acc_calibrated on the others")
@@ -371,13 +423,15 @@ def quickstart_parser() -> argparse.ArgumentParser:
                         help="preset: tiny (seconds, for tests), small (fewer images and epochs) or default (the "
                         "measured run)")
     parser.add_argument("--seed", type=nonneg_int, default=d.seed, help="seeds the benchmark and the training")
+    parser.add_argument("--arch", type=arch_name, default=d.arch,
+                        help="the detector's network (from scratch, same recipe): e.g. npr to compare with NPR")
     parser.add_argument("--real_dir", type=Path, default=d.real_dir,
                         help="your own folder of photographs instead of the packaged ones")
     parser.add_argument("--retrain", action="store_true", help="train again even if this detector exists")
     parser.add_argument("--checkpoints_dir", type=Path, default=d.checkpoints_dir,
-                        help="the detector goes to <checkpoints_dir>/quickstart_<size>_seed<seed>/")
+                        help="the detector goes to <checkpoints_dir>/quickstart_<size>_seed<seed>[_<arch>]/")
     parser.add_argument("--results_dir", type=Path, default=d.results_dir,
-                        help="the tables go to <results_dir>/quickstart_<size>_seed<seed>/")
+                        help="the tables go to <results_dir>/quickstart_<size>_seed<seed>[_<arch>]/")
     _add_runtime(parser)
     return parser
 
@@ -458,6 +512,7 @@ def parse_analyze_options(argv: Sequence[str] | None = None) -> tuple[str, Any, 
     _, cls, _ = ANALYSES[command]
     if cls is AblationConfig:
         train_keys = _fields(TrainConfig)
+        values = _train_values(parser, argv, values)
         train = _config(parser, TrainConfig, {k: v for k, v in values.items() if k in train_keys})
         values = {k: v for k, v in values.items() if k not in train_keys} | {"train": train}
     else:
@@ -494,18 +549,25 @@ def parse_benchmark_options(argv: Sequence[str] | None = None) -> BenchmarkConfi
 # ------------------------------------------------------------------------------- python -m {dataset,weights}.download
 def dataset_download_parser() -> argparse.ArgumentParser:
     from data.forensynths import BASE_URL, SPLITS
+    from data.suite_downloads import DOWNLOADS, ZENODO_API
 
-    parser = _parser("python -m dataset.download", "Download and extract the ForenSynths data (the authors' "
-                     "mirror), with resume and checksums; or count what is there.")
-    parser.add_argument("splits", nargs="+", choices=tuple(SPLITS),
-                        help="; ".join(f"{k}: {v.size}" for k, v in SPLITS.items()))
+    suites = [name for name in SUITES if name != "forensynths"]
+    parser = _parser("python -m dataset.download", "Download and extract test data with resume and checksums "
+                     "(ForenSynths splits from the authors' mirror, Synthbuster from Zenodo), or count what is "
+                     "there; for suites without a direct link, say where to get them.")
+    parser.add_argument("names", nargs="+", choices=(*SPLITS, *suites), metavar="NAME",
+                        help="ForenSynths splits: " + "; ".join(f"{k} ({v.size})" for k, v in SPLITS.items())
+                        + "; suites: " + ", ".join(f"{n} ({'download' if n in DOWNLOADS else 'where to get it'})"
+                                                   for n in suites))
     parser.add_argument("--root", type=Path, default=Path("dataset"),
-                        help="splits go to <root>/<split>/, archives and SHA256SUMS.json to <root>/downloads/")
-    parser.add_argument("--base_url", default=BASE_URL, help="the mirror to download from")
+                        help="data goes to <root>/<name>/, archives and SHA256SUMS.json to <root>/downloads/")
+    parser.add_argument("--base_url", default=BASE_URL, help="the ForenSynths mirror to download from")
+    parser.add_argument("--zenodo_api", default=ZENODO_API, help="Zenodo's records API (Synthbuster)")
     parser.add_argument("--verify", action="store_true",
-                        help="download nothing: count the images of each split against the reference counts")
+                        help="download nothing: count the images of each ForenSynths split against the reference "
+                        "counts")
     parser.add_argument("--delete_archives", action="store_true",
-                        help="delete each split's archives once it is extracted (their checksums stay recorded)")
+                        help="delete the archives once extracted (their checksums stay recorded)")
     return parser
 
 

@@ -209,7 +209,7 @@ def test_protocols_select_classes_and_sets():
 def test_protocol_mean_needs_every_headline_set():
     rows = [{"set": s, "n_real": 1, "n_fake": 1, "n_skipped": 0, "ap": 0.5 + 0.05 * i, "acc": 0.5, "r_acc": 1.0,
              "f_acc": 0.0, "auc": 0.5, "acc_calibrated": None} for i, s in enumerate(PROTOCOLS["4class"].test_sets)]
-    mean = protocol_mean(rows, PROTOCOLS["4class"])
+    mean = protocol_mean(rows, PROTOCOLS["4class"].mean_sets)
     assert mean["ap"] == pytest.approx(0.5 + 0.05 * 3.5)
-    assert protocol_mean(rows[:-1], PROTOCOLS["4class"]) is None
-    assert protocol_mean(rows, PROTOCOLS["wang2020"]) is None
+    assert protocol_mean(rows[:-1], PROTOCOLS["4class"].mean_sets) is None
+    assert protocol_mean(rows, PROTOCOLS["wang2020"].mean_sets) is None

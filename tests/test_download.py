@@ -269,3 +269,72 @@ def test_weights_cli_offline_is_one_line(tmp_path: Path, capsys, monkeypatch):
     assert code == 2
     assert err.count("\n") == 1
     assert err.startswith("error: cannot download https://www.dropbox.com/")
+
+
+# ------------------------------------------------------------------------------------------------ suites
+def _zenodo(server: Server, record: str, files: dict[str, bytes], md5: dict[str, str] | None = None) -> str:
+    """Serve ``files`` as Zenodo record ``record`` (its API description and the files); the API base URL."""
+    entries = [{"key": name, "size": len(data), "checksum": "md5:" + (md5 or {}).get(name, hashlib.md5(data).hexdigest()),
+                "links": {"self": f"{server.url}/files/{name}"}} for name, data in files.items()]
+    server.files[f"api/records/{record}"] = json.dumps({"files": entries}).encode()
+    server.files.update({f"files/{name}": data for name, data in files.items()})
+    return f"{server.url}/api/records/"
+
+
+def _synthbuster_zip(tmp_path: Path) -> bytes:
+    rng = np.random.default_rng(0)
+    for generator, count in (("dalle2", 2), ("glide", 3)):
+        for i in range(count):
+            write_png(tmp_path / "src" / generator / f"r{i}.png", random_image(rng, 8, 8))
+    return _zip_folder(tmp_path / "src", "synthbuster")
+
+
+def test_synthbuster_comes_from_zenodo_checked_against_its_md5_and_resumes(server: Server, tmp_path: Path, capsys):
+    from data.suite_downloads import prepare_suite
+
+    data = _synthbuster_zip(tmp_path)
+    api = _zenodo(server, "10066460", {"synthbuster.zip": data})
+    server.cut["files/synthbuster.zip"] = len(data) // 2
+    root = tmp_path / "dataset"
+    with pytest.raises(DownloadError, match="run again to resume"):
+        prepare_suite("synthbuster", root, api)
+    assert not prepare_suite("synthbuster", root, api)  # resumed and extracted; the reals are not there
+    assert server.requests[-1] == ("files/synthbuster.zip", f"bytes={len(data) // 2}-")
+    out = capsys.readouterr().out
+    assert "| dalle2 | 2 |" in out and "| glide | 3 |" in out and "| dalle3 | 0 |" in out
+    assert "| raise1k (reals) | 0 |" in out and "loki.disi.unitn.it/RAISE" in out
+    assert sorted(p.name for p in (root / "synthbuster").iterdir()) == ["dalle2", "glide"]
+    sums = json.loads((root / "downloads" / "SHA256SUMS.json").read_text())
+    assert sums["synthbuster.zip"]["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_synthbuster_with_a_wrong_md5_is_rejected_and_kept(server: Server, tmp_path: Path):
+    from data.suite_downloads import prepare_suite
+
+    api = _zenodo(server, "10066460", {"synthbuster.zip": _synthbuster_zip(tmp_path)}, md5={"synthbuster.zip": "0" * 32})
+    with pytest.raises(DownloadError, match="md5 .* does not match the expected 0000"):
+        prepare_suite("synthbuster", tmp_path / "dataset", api)
+    assert (tmp_path / "dataset" / "downloads" / "synthbuster.zip.part").is_file()
+    assert not (tmp_path / "dataset" / "synthbuster").exists()
+
+
+@pytest.mark.parametrize(("suite", "link", "layout"), [
+    ("univfd", "drive.google.com/drive/folders/1nkCXClC7kFM01_fqmLrVNtnOYEFPtWO-", "laion/0_real"),
+    ("genimage", "github.com/GenImage-Dataset/GenImage", "<generator>/<subfolder>/val/{ai,nature}"),
+    ("wildrf", "Google Drive", "test/{reddit,twitter,facebook}/{0_real,1_fake}"),
+])
+def test_suites_without_a_direct_link_say_where_and_how_to_lay_them_out(suite, link, layout, tmp_path, capsys):
+    from dataset.download import main
+
+    code, out, _ = run_main(main, [suite, "--root", str(tmp_path)], capsys)
+    assert code == 1 and out.count("\n") == 1
+    assert link in out and layout in out and f"eval.py --suite {suite}" in out
+    assert not list(tmp_path.iterdir())  # nothing downloaded, nothing created
+
+
+def test_zenodo_offline_is_one_clear_error(tmp_path: Path, capsys):
+    from dataset.download import main
+
+    code, _, err = run_main(main, ["synthbuster", "--root", str(tmp_path), "--zenodo_api", _closed_port_url()],
+                            capsys)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: cannot read http://127.0.0.1")

@@ -29,7 +29,7 @@ def test_tiny_quickstart_builds_trains_evaluates_and_demos(tmp_path, capsys):
     assert "is not meant for images from elsewhere" in out and "Use this detector: python eval.py -m" in out
     assert "----------------- options" not in out and "worker processes in total" not in err
     assert load_checkpoint(tmp_path / "ck" / "quickstart_tiny_seed0" / "best.pth")["test_protocol"] == {
-        "crop_size": None, "resize": None}
+        "crop_size": None, "resize": None, "square": False}
     assert (tmp_path / "mini" / "test" / "nearest" / "1_fake" / "00000.png").is_file()
 
     quickstart.main([*argv, "--num_workers", "1"])  # the same recipe: benchmark and detector are reused

@@ -181,7 +181,7 @@ def test_completed_run_compares_the_recipe_only(small_set, tmp_path):
     args = tiny_args(small_set, tmp_path, "done", "--epochs", "1")
     main(args)
     # Every checkpoint records how the detector is tested: center crops of the training crop size, or whole images.
-    assert load_checkpoint(tmp_path / "done" / "best.pth")["test_protocol"] == {"crop_size": 32, "resize": None}
+    assert load_checkpoint(tmp_path / "done" / "best.pth")["test_protocol"] == {"crop_size": 32, "resize": None, "square": False}
     assert completed_run(parse_train_options(args))
     assert completed_run(parse_train_options([*args, "--num_workers", "2", "--max_bad_fraction", "0.5"]))
     assert not completed_run(parse_train_options([*args, "--test_no_crop"]))  # validation follows the protocol
@@ -207,6 +207,6 @@ def test_whole_image_detectors_validate_on_whole_images_of_mixed_sizes(tmp_path)
     main(tiny_args(data, tmp_path, "whole", "--epochs", "1", "--no_resize", "--load_size", "256",
                    "--test_no_crop"))
     checkpoint = load_checkpoint(tmp_path / "whole" / "latest.pth")
-    assert checkpoint["test_protocol"] == {"crop_size": None, "resize": None}
+    assert checkpoint["test_protocol"] == {"crop_size": None, "resize": None, "square": False}
     val = [json.loads(x) for x in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines() if '"val"' in x]
     assert len(val) == 1 and 0.0 <= val[0]["acc"] <= 1.0

@@ -50,6 +50,8 @@ class Expected:
 
     size: int | None = None
     sha256: str | None = None
+    md5: str | None = None
+    """What some hosts publish (Zenodo); checked with one more read of the file."""
 
 
 def _total_size(response, offset: int) -> int | None:
@@ -115,6 +117,16 @@ def fetch(url: str, dest: Path, expected: Expected = Expected()) -> str:
     return digest
 
 
+def read_json(url: str) -> Any:
+    """The JSON document at ``url`` (a repository's metadata); one-line DownloadError when it cannot be had."""
+    try:
+        with _open(url, 0) as response:
+            return json.loads(response.read())
+    except (OSError, http.client.HTTPException, ValueError) as err:
+        reason = getattr(err, "reason", None) or err
+        raise DownloadError(f"cannot read {url}: {reason} (offline, or the server is unreachable)") from None
+
+
 def verify(path: Path, expected: Expected, name: str | None = None, digest: str | None = None) -> str:
     """sha256 of ``path`` (``digest`` when already known) after checking its size and hash against ``expected``;
     raises DownloadError."""
@@ -124,9 +136,11 @@ def verify(path: Path, expected: Expected, name: str | None = None, digest: str 
         raise DownloadError(f"{path}: {size:,} bytes, expected {expected.size:,} for {name}; delete it to "
                             f"download again")
     digest = digest or sha256_file(path, f"sha256 {name}")
-    if expected.sha256 is not None and digest != expected.sha256:
-        raise DownloadError(f"{path}: sha256 {digest} does not match the expected {expected.sha256} for {name}; "
-                            f"the file is kept for inspection, delete it to download again")
+    for kind, want, got in (("sha256", expected.sha256, lambda: digest),
+                             ("md5", expected.md5, lambda: _hash_file(hashlib.md5(), path, f"md5 {name}").hexdigest())):
+        if want is not None and (value := got()) != want:
+            raise DownloadError(f"{path}: {kind} {value} does not match the expected {want} for {name}; the file is "
+                                f"kept for inspection, delete it to download again")
     return digest
 
 
