@@ -140,3 +140,29 @@ class AblationConfig:
             raise ConfigError("--eval_crop_size has no effect with --eval_no_crop; leave it out")
 
 
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppConfig(Runtime):
+    """One app.py server. Field names are app.py's flags."""
+
+    model_path: Path | None = None
+    """A checkpoint or a released model (None: the quickstart's detector, if one was trained)."""
+    arch: str | None = None
+    calibration: Path | None = None
+    """An eval.py calibration.json: its threshold becomes the page's default."""
+    host: str = "127.0.0.1"
+    """The interface to serve on; another than this machine's loopback is an explicit choice."""
+    port: int = 7860
+    max_upload_mb: float = 50.0
+    """Uploads above this size are refused."""
+    max_megapixels: float = 16.0
+    """Images above this many pixels are refused when the detector scores whole images (the page would wait
+    minutes for them on a CPU); demo.py scores them."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"--port {self.port}: give a port number in 1..65535")
+        if self.max_upload_mb <= 0 or self.max_megapixels <= 0:
+            raise ConfigError("--max_upload_mb and --max_megapixels must be positive")

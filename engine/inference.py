@@ -125,6 +125,9 @@ class Detector:
     model: nn.Module
     protocol: TestProtocol | None
     """The test protocol its checkpoint records (training runs of this project), None for others."""
+    arch: str
+    recipe: str
+    """The training recipe its checkpoint records; wang2020 for the authors' release and older runs."""
 
 
 def _missing_detector(path: Path) -> CheckpointError:
@@ -142,12 +145,14 @@ def load_detector(path: Path, arch: str | None, device: torch.device) -> Detecto
     if not Path(path).exists():
         raise _missing_detector(Path(path))
     checkpoint = load_checkpoint(path)
-    arch = arch or checkpoint.get("options", {}).get("arch", "resnet50")
+    options = checkpoint.get("options", {})
+    arch = arch or options.get("arch", "resnet50")
     model = build_model(arch, pretrained=False)
     load_weights(model, extract_state_dict(checkpoint), str(path), arch)
     record = checkpoint.get("test_protocol")
     protocol = TestProtocol(**record) if isinstance(record, dict) else None
-    return Detector(model.to(device, memory_format=memory_format(device)).eval(), protocol)
+    return Detector(model.to(device, memory_format=memory_format(device)).eval(), protocol, arch,
+                    options.get("recipe", "wang2020"))
 
 
 @dataclass(frozen=True)

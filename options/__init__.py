@@ -3,10 +3,12 @@ arguments into the config dataclass its command takes. Scripts import from here 
 
 from options.parsers import (
     analyze_parser,
+    app_parser,
     benchmark_parser,
     demo_parser,
     eval_parser,
     parse_analyze_options,
+    parse_app_options,
     parse_benchmark_options,
     parse_dataset_download_options,
     parse_demo_options,
@@ -18,7 +20,7 @@ from options.parsers import (
     train_parser,
 )
 
-__all__ = ["analyze_parser", "benchmark_parser", "demo_parser", "eval_parser", "parse_analyze_options",
-           "parse_benchmark_options", "parse_dataset_download_options", "parse_demo_options", "parse_eval_options",
-           "parse_quickstart_options", "parse_train_options", "parse_weights_download_options", "quickstart_parser",
-           "train_parser"]
+__all__ = ["analyze_parser", "app_parser", "benchmark_parser", "demo_parser", "eval_parser", "parse_analyze_options",
+           "parse_app_options", "parse_benchmark_options", "parse_dataset_download_options", "parse_demo_options",
+           "parse_eval_options", "parse_quickstart_options", "parse_train_options", "parse_weights_download_options",
+           "quickstart_parser", "train_parser"]

@@ -22,6 +22,7 @@ from commands.configs import (
     CHANNELS_LAST,
     DEVICES,
     AblationConfig,
+    AppConfig,
     BenchmarkConfig,
     DemoConfig,
     RankingConfig,
@@ -409,6 +410,35 @@ def demo_parser() -> argparse.ArgumentParser:
 def parse_demo_options(argv: Sequence[str] | None = None) -> DemoConfig:
     parser = demo_parser()
     return _config(parser, DemoConfig, vars(parser.parse_args(argv)))
+
+
+# ------------------------------------------------------------------------------------------------ app.py
+def app_parser() -> argparse.ArgumentParser:
+    d = AppConfig
+    parser = _parser("app.py", "A local web page (and a scripting API) for the detector: drop images, see the "
+                     "probability that each is synthetic and its high-pass spectrum.")
+    group = parser.add_argument_group("model")
+    group.add_argument("-m", "--model_path", type=model_path, default=d.model_path,
+                       help="checkpoint or released name, as demo.py (default: the quickstart's detector)")
+    group.add_argument("--arch", type=arch_name, default=d.arch,
+                       help="backbone (default: the one saved in the checkpoint, else resnet50)")
+    group.add_argument("--calibration", type=Path, default=d.calibration,
+                       help="an eval.py calibration.json: its threshold is the page's default")
+    group = parser.add_argument_group("server")
+    group.add_argument("--host", default=d.host,
+                       help="interface to serve on; 0.0.0.0 exposes the page to your network")
+    group.add_argument("--port", type=positive_int, default=d.port, help="TCP port")
+    group.add_argument("--max_upload_mb", type=positive_float, default=d.max_upload_mb,
+                       help="refuse uploads larger than this")
+    group.add_argument("--max_megapixels", type=positive_float, default=d.max_megapixels,
+                       help="refuse larger images when the detector scores whole images (demo.py scores them)")
+    _add_runtime(parser)
+    return parser
+
+
+def parse_app_options(argv: Sequence[str] | None = None) -> AppConfig:
+    parser = app_parser()
+    return _config(parser, AppConfig, vars(parser.parse_args(argv)))
 
 
 # ------------------------------------------------------------------------------------------- quickstart.py

@@ -16,6 +16,7 @@ import eval as eval_script
 from networks import build_model
 from options import (
     parse_analyze_options,
+    parse_app_options,
     parse_benchmark_options,
     parse_dataset_download_options,
     parse_demo_options,
@@ -30,7 +31,7 @@ from util.checkpoint import save_checkpoint
 PARSERS = {"train.py": parse_train_options, "eval.py": parse_eval_options, "demo.py": parse_demo_options,
            "quickstart.py": parse_quickstart_options, "analyze.py": parse_analyze_options,
            "benchmark.py": parse_benchmark_options, "dataset.download": parse_dataset_download_options,
-           "weights.download": parse_weights_download_options}
+           "weights.download": parse_weights_download_options, "app.py": parse_app_options}
 RUNS = {"eval.py": eval_script.main, "demo.py": demo.main, "analyze.py": analyze.main}
 NOT_OURS = ("pip", "python3", ".", "torchrun")  # set-up lines and torchrun's own flags
 
@@ -58,7 +59,7 @@ COMMANDS = documented_commands()
 
 def test_the_docs_show_commands():
     scripts = {script for _, script, _ in COMMANDS}
-    assert {"train.py", "eval.py", "demo.py", "quickstart.py", "analyze.py", "benchmark.py"} <= scripts
+    assert {"train.py", "eval.py", "demo.py", "quickstart.py", "analyze.py", "benchmark.py", "app.py"} <= scripts
 
 
 @pytest.mark.parametrize(("where", "script", "argv"), COMMANDS, ids=[f"{w}:{' '.join(a)[:60]}" for w, _, a in
