@@ -233,7 +233,7 @@ def build(scorer: Scorer) -> Any:
             files = gr.File(file_count="multiple", type="filepath", label="Images", elem_id="files")
             pasted = gr.Image(sources=["clipboard"], type="filepath", format="png", label="Paste an image",
                               elem_id="pasted")
-        threshold = gr.Slider(0, 1, value=scorer.threshold, step=0.01, elem_id="threshold",
+        threshold = gr.Slider(0, 1, value=round(scorer.threshold, 4), step=0.01, elem_id="threshold",
                               label=f"Threshold: synthetic above it ({scorer.threshold_source})")
         run = gr.Button("Score", variant="primary", elem_id="score")
         status = gr.Markdown(elem_id="status")

@@ -117,9 +117,12 @@ def extract_archives(files: list[Path], target: Path, names: Iterable[str]) -> P
     return target
 
 
-def extract_split(split: str, files: list[Path], root: Path) -> Path:
-    """Unpack the archives of ``split`` into ``<root>/<split>/``."""
-    return extract_archives(files, root / split, SPLITS[split].counts)
+def unpack(files: list[Path], target: Path, names: Iterable[str], delete_archives: bool) -> None:
+    """Extract ``files`` into ``target`` (see ``extract_archives``), saying so; then delete them if asked."""
+    print(f"{target.name}: extracting to {extract_archives(files, target, names)}")
+    if delete_archives:
+        for file in files:
+            file.unlink()
 
 
 def count_images(folder: Path) -> tuple[int, int]:
@@ -159,11 +162,7 @@ def prepare(splits: Iterable[str], root: Path, base_url: str = BASE_URL, *, veri
                 print(f"{split}: {root / split} exists; not downloaded again")
             else:
                 print(f"{split}: {SPLITS[split].size} from {base_url}")
-                files = download_split(split, root, base_url)
-                print(f"{split}: extracting to {extract_split(split, files, root)}")
-                if delete_archives:
-                    for file in files:
-                        file.unlink()
+                unpack(download_split(split, root, base_url), root / split, SPLITS[split].counts, delete_archives)
         rows, table = verify_split(split, root)
         ok = all(r["ok"] for r in rows)
         all_ok &= ok

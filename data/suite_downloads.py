@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data.datasets import list_images
-from data.forensynths import extract_archives
+from data.forensynths import unpack
 from data.suites import SUITES
 from util.download import ChecksumRecord, DownloadError, Expected, fetch, read_json
 from util.report import markdown_table
@@ -77,11 +77,7 @@ def prepare_suite(name: str, root: Path, api: str = ZENODO_API, *, verify_only: 
         return False
     else:
         print(f"{name}: {suite.title} from Zenodo record {DOWNLOADS[name].record}")
-        files = download_suite(name, root, api)
-        print(f"{name}: extracting to {extract_archives(files, target, [s.fakes for s in suite.sets])}")
-        if delete_archives:
-            for file in files:
-                file.unlink()
+        unpack(download_suite(name, root, api), target, [s.fakes for s in suite.sets], delete_archives)
     rows = [[s.name, _count(target, s.fakes)] for s in suite.sets]
     rows += [[f"{pattern} (reals)", _count(target, pattern)] for pattern in sorted({s.reals for s in suite.sets})]
     print(markdown_table(["folder", "images"], [[name, str(n)] for name, n in rows]))
