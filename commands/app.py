@@ -30,7 +30,7 @@ from commands.demo import UNLABELED, verdict
 from commands.spectra import MAX_SIDE, image_residual_spectrum
 from data import BadImage, Sample, image_size, load_rgb
 from engine.configs import WHOLE_IMAGE, choose_protocol
-from engine.inference import load_detector, score_samples, set_precision
+from engine.inference import load_detector, score_samples, set_precision, size_notes
 from util.distributed import resolve_device
 from util.errors import UserError
 
@@ -137,6 +137,7 @@ class Scorer:
     def score(self, path: str, name: str) -> Scored:
         try:
             prob = self.probability(path)
+            notes = size_notes(name, [Sample(path, UNLABELED, "")], self.protocol, self.detector.arch)
             thumbnail = load_rgb(path)
             thumbnail.thumbnail((THUMBNAIL, THUMBNAIL))
             spectrum = spectrum_image(path)
@@ -148,7 +149,7 @@ class Scorer:
                  f'<img alt="high-pass spectrum" src="{_png_data_uri(spectrum)}"></div><figcaption>'
                  f"{html.escape(name)}: {100 * prob:.2f}% synthetic (left: the image; right: its high-pass spectrum)"
                  "</figcaption></figure>")
-        return Scored(name, prob, "", panel)
+        return Scored(name, prob, "; ".join(n.removeprefix("note: ") for n in notes), panel)
 
 
 def table(results: list[dict[str, Any]], threshold: float) -> list[list[Any]]:

@@ -10,7 +10,7 @@ from commands.configs import DemoConfig
 from data import BadImage, Sample, is_set_folder, load_rgb, scan_folder
 from data.datasets import image_extensions, left_out_note, walk_files
 from engine.configs import WHOLE_IMAGE, choose_protocol, resolve_workers
-from engine.inference import Scored, load_detector, score_samples, set_precision, small_image_note
+from engine.inference import Scored, load_detector, score_samples, set_precision, size_notes
 from util.distributed import resolve_device
 from util.errors import UserError
 from util.metrics import binary_metrics
@@ -58,8 +58,7 @@ def run_demo(cfg: DemoConfig) -> Scored:
     protocol, source = choose_protocol(crop_size=cfg.crop, no_crop=cfg.no_crop, resize=None,
                                        recorded=detector.protocol, fallback=(WHOLE_IMAGE, "the authors' demo"))
     print(f"test protocol: {protocol.describe()} ({source})")
-    note = small_image_note(cfg.file, samples, protocol.crop_size)
-    if note:
+    for note in size_notes(cfg.file, samples, protocol, detector.arch):
         print(note)
     scored, skipped = score_samples(detector.model, samples, protocol.transform(), batch_size=cfg.batch_size,
                                     num_workers=resolve_workers(cfg.num_workers, device) if len(samples) > 1 else 0,

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from data import (
     PROTOCOLS,
@@ -37,7 +36,7 @@ from data import (
 from data.datasets import left_out_note, list_images, walk_files
 from data.suites import SUITES, find_suite_sets
 from engine.configs import EvalConfig, TestProtocol, resolve_workers
-from engine.inference import Scored, load_detector, score_samples, set_precision, small_image_note
+from engine.inference import Detector, Scored, load_detector, score_samples, set_precision, size_notes
 from util.distributed import resolve_device
 from util.errors import Interrupted, UserError
 from util.metrics import accuracy, binary_metrics, calibrate_threshold
@@ -109,12 +108,12 @@ def _calibration_folder(cfg: EvalConfig) -> Path:
 class Evaluator:
     """One eval.py run over its test sets with one loaded model; unreadable images go to ``skipped``."""
 
-    def __init__(self, cfg: EvalConfig, *, sets: list[tuple[str, Path, list[Sample]]], model: nn.Module,
+    def __init__(self, cfg: EvalConfig, *, sets: list[tuple[str, Path, list[Sample]]], detector: Detector,
                  protocol: TestProtocol, device: torch.device, skipped: CsvStream,
                  finished: dict[str, Scored] | None = None) -> None:
         self.cfg = cfg
         self.sets = sets
-        self.model = model
+        self.detector = detector
         self.protocol = protocol
         self.device = device
         self.skipped = skipped
@@ -127,10 +126,9 @@ class Evaluator:
         """Scores of one set and its summary row (printed as the set finishes); unreadable images are logged."""
         cfg = self.cfg
         start = time.perf_counter()
-        note = small_image_note(name, samples, self.protocol.crop_size)
-        if note:
+        for note in size_notes(name, samples, self.protocol, self.detector.arch):
             print(note)
-        scored, skipped = score_samples(self.model, samples, self.protocol.transform(perturbation),
+        scored, skipped = score_samples(self.detector.model, samples, self.protocol.transform(perturbation),
                                         batch_size=cfg.batch_size, device=self.device, amp=cfg.amp, desc=name,
                                         num_workers=resolve_workers(cfg.num_workers, self.device))
         self.skipped.write({"set": name, "path": s.path, "label": s.label, "reason": reason} for s, reason in skipped)
@@ -320,7 +318,7 @@ def evaluate(cfg: EvalConfig) -> list[dict[str, Any]]:
         save_config(cfg, out_dir / "opt.json")
         finished = {}
     with CsvStream(out_dir / "skipped.csv", SKIPPED_COLUMNS, append=cfg.resume) as skipped:
-        evaluator = Evaluator(cfg, sets=sets, model=detector.model, protocol=protocol, device=device,
+        evaluator = Evaluator(cfg, sets=sets, detector=detector, protocol=protocol, device=device,
                               skipped=skipped, finished=finished)
         try:
             rows = evaluator.sweep() if cfg.sweep is not None else evaluator.run()

@@ -31,7 +31,8 @@ from data import (
     normalize,
 )
 from engine.configs import TestProtocol
-from networks import build_model
+from networks import EVEN_SIDES, build_model
+from networks.npr import is_npr_state
 from networks.released import RELEASED
 from util import distributed
 from util.checkpoint import CheckpointError, extract_state_dict, load_checkpoint, load_weights
@@ -104,20 +105,26 @@ def predict(model: nn.Module, loader: DataLoader, device: torch.device, amp: str
     return Predictions(kept, labels_all.astype(np.int64), logits_all.astype(np.float32), skipped_all)
 
 
-def small_image_note(name: str, samples: Sequence[Sample], crop_size: int | None, probe: int = 100) -> str | None:
-    """A warning when more than a tenth of the first ``probe`` images (header reads only) are smaller than the
-    crop, so that mostly zero padding would be scored."""
-    if crop_size is None:
-        return None
-    small = seen = 0
+def size_notes(name: str, samples: Sequence[Sample], protocol: TestProtocol, arch: str,
+               probe: int = 100) -> list[str]:
+    """Warnings from the first ``probe`` images' sizes (header reads only): more than a tenth smaller than the crop
+    (mostly zero padding would be scored), or, for a network that needs even sides (NPR), odd-sized inputs."""
+    small = odd = seen = 0
+    transform = protocol.transform()
     for sample in samples[:probe]:
         with contextlib.suppress(BadImage):  # reported when the image is scored
-            small += min(image_size(sample.path)) < crop_size
+            size = image_size(sample.path)
+            small += protocol.crop_size is not None and min(size) < protocol.crop_size
+            odd += arch in EVEN_SIDES and any(side % 2 for side in transform.output_size(*size))
             seen += 1
-    if seen == 0 or small <= seen / 10:
-        return None
-    return (f"note: {small} of {seen} images looked at in {name} are smaller than the {crop_size} px crop and are "
-            f"zero-padded; --no_crop scores whole images")
+    notes = []
+    if seen and small > seen / 10:
+        notes.append(f"note: {small} of {seen} images looked at in {name} are smaller than the {protocol.crop_size} "
+                     f"px crop and are zero-padded; --no_crop scores whole images")
+    if odd:
+        notes.append(f"note: {odd} of {seen} images looked at in {name} have an odd side after preprocessing; {arch} "
+                     f"drops their last row or column (its 2x2 blocks must tile the image)")
+    return notes
 
 
 @dataclass(frozen=True)
@@ -141,14 +148,16 @@ def _missing_detector(path: Path) -> CheckpointError:
 
 
 def load_detector(path: Path, arch: str | None, device: torch.device) -> Detector:
-    """The detector in eval mode on ``device``; ``arch`` defaults to the checkpoint's own, else ResNet-50."""
+    """The detector in eval mode on ``device``; ``arch`` defaults to the checkpoint's own, else NPR for NPR's keys
+    (the authors' NPR.pth), else ResNet-50."""
     if not Path(path).exists():
         raise _missing_detector(Path(path))
     checkpoint = load_checkpoint(path)
     options = checkpoint.get("options", {})
-    arch = arch or options.get("arch", "resnet50")
+    state = extract_state_dict(checkpoint)
+    arch = arch or options.get("arch") or ("npr" if is_npr_state(state) else "resnet50")
     model = build_model(arch, pretrained=False)
-    load_weights(model, extract_state_dict(checkpoint), str(path), arch)
+    load_weights(model, state, str(path), arch)
     record = checkpoint.get("test_protocol")
     protocol = TestProtocol(**record) if isinstance(record, dict) else None
     return Detector(model.to(device, memory_format=memory_format(device)).eval(), protocol, arch,

@@ -9,6 +9,8 @@ from typing import Any
 ARCHS = ("resnet50", "resnet18", "resnet34", "resnet101", "efficientnet_b0", "npr")
 # Trained from random weights only: no ImageNet weights exist for them, and their last layer keeps its own init.
 FROM_SCRATCH = ("npr",)
+# They drop an odd last row or column of their input (networks.npr.even_crop).
+EVEN_SIDES = ("npr",)
 
 
 def __getattr__(name: str) -> Any:

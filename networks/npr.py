@@ -10,6 +10,8 @@ dict loads as it is.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -17,6 +19,11 @@ from torchvision.models.resnet import Bottleneck, conv1x1
 
 # The authors scale the residual by 2/3 before the first convolution.
 RESIDUAL_SCALE = 2.0 / 3.0
+
+
+def is_npr_state(keys: Iterable[str]) -> bool:
+    """Whether state-dict keys are NPR's (its head is ``fc1``; torchvision's ResNets have ``fc``)."""
+    return "fc1.weight" in set(keys)
 
 
 def even_crop(x: torch.Tensor) -> torch.Tensor:

@@ -425,9 +425,12 @@ def app_parser() -> argparse.ArgumentParser:
     group.add_argument("--calibration", type=Path, default=d.calibration,
                        help="an eval.py calibration.json: its threshold is the page's default")
     group = parser.add_argument_group("server")
-    group.add_argument("--host", default=d.host,
-                       help="interface to serve on; 0.0.0.0 exposes the page to your network")
-    group.add_argument("--port", type=positive_int, default=d.port, help="TCP port")
+    # Gradio's own variables, which a Hugging Face Space sets, are the defaults when present.
+    group.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", d.host),
+                       help="interface to serve on; 0.0.0.0 exposes the page to your network (default: "
+                       "$GRADIO_SERVER_NAME, else 127.0.0.1)")
+    group.add_argument("--port", type=positive_int, default=int(os.environ.get("GRADIO_SERVER_PORT", d.port)),
+                       help="TCP port (default: $GRADIO_SERVER_PORT, else 7860)")
     group.add_argument("--max_upload_mb", type=positive_float, default=d.max_upload_mb,
                        help="refuse uploads larger than this")
     group.add_argument("--max_megapixels", type=positive_float, default=d.max_megapixels,

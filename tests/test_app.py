@@ -179,13 +179,22 @@ def test_without_a_detector_the_message_names_both_ways(tmp_path: Path, monkeypa
     assert default_model() == Path("checkpoints/quickstart_default_seed0/best.pth")
 
 
-def test_calibrated_threshold_and_the_loopback_default(tmp_path: Path):
+def test_calibrated_threshold_and_the_loopback_default(tmp_path: Path, monkeypatch):
     from commands.app import calibrated_threshold
 
     (tmp_path / "calibration.json").write_text('{"threshold": 0.3125}')
     assert calibrated_threshold(tmp_path / "calibration.json") == (0.3125, "calibrated in calibration.json")
     assert calibrated_threshold(None) == (0.5, "the default")
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
     assert parse_app_options([]).host == "127.0.0.1"
+
+
+def test_a_space_sets_host_and_port_through_gradios_variables(monkeypatch):
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "7999")
+    cfg = parse_app_options([])
+    assert (cfg.host, cfg.port) == ("0.0.0.0", 7999)
+    assert parse_app_options(["--host", "127.0.0.1"]).host == "127.0.0.1"
 
 
 # ------------------------------------------------------------------------------------------------- browser

@@ -56,6 +56,19 @@ def test_parameter_count_and_layout():
     assert model.conv1.stride == (2, 2)
 
 
+def test_a_bare_npr_state_dict_loads_without_arch(tmp_path: Path):
+    from engine.inference import load_detector
+
+    torch.manual_seed(0)
+    model = NPR()
+    torch.save(model.state_dict(), tmp_path / "NPR.pth")  # the authors' release: a bare state dict
+    detector = load_detector(tmp_path / "NPR.pth", None, torch.device("cpu"))
+    assert detector.arch == "npr" and detector.protocol is None
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(detector.model(x), model.eval()(x))
+
+
 def test_npr_has_no_imagenet_weights():
     with pytest.raises(UserError, match="trained from scratch"):
         build_model("npr", pretrained=True)
@@ -130,6 +143,7 @@ def test_tiny_npr_run_learns_the_upsampling_task(tmp_path: Path):
 
 
 def test_eval_of_an_npr_checkpoint_uses_its_protocol(tmp_path: Path, capsys):
+    from demo import main as demo_main
     from eval import main as eval_main
     from util.checkpoint import save_checkpoint
 
@@ -144,4 +158,6 @@ def test_eval_of_an_npr_checkpoint_uses_its_protocol(tmp_path: Path, capsys):
                str(tmp_path / "results"), "--num_workers", "0"])
     out = capsys.readouterr().out
     assert "test protocol: resize to 32x32, whole image (recorded in the checkpoint)" in out
-    assert "set: 6 images" in out
+    assert "set: 6 images" in out and "odd side" not in out
+    demo_main(["-m", str(tmp_path / "npr.pth"), "-f", str(tmp_path / "test" / "set"), "--no_crop"])
+    assert "note: 6 of 6 images looked at in" in capsys.readouterr().out  # 37x41: odd sides, cropped to 36x40

@@ -11,12 +11,14 @@ import torch
 from commands.ablation import AblationConfig
 from commands.benchmark import BenchmarkConfig
 from commands.demo import DemoConfig
+from commands.configs import AppConfig
 from commands.quickstart import QuickstartConfig, train_config
 from commands.ranking import RankingConfig
 from commands.spectra import SpectraConfig
 from engine.configs import EvalConfig, TrainConfig, available_cpus, resolve_workers
 from options import (
     analyze_parser,
+    app_parser,
     benchmark_parser,
     demo_parser,
     eval_parser,
@@ -170,7 +172,7 @@ RESOLVED_IN_VALIDATION = {"protocol"}
 
 
 @pytest.mark.parametrize("cls", [TrainConfig, EvalConfig, DemoConfig, QuickstartConfig, BenchmarkConfig,
-                                 SpectraConfig, RankingConfig, AblationConfig])
+                                 SpectraConfig, RankingConfig, AblationConfig, AppConfig])
 def test_every_config_field_is_read_by_the_code(cls):
     reads = _attribute_reads()
     fields = {f.name for f in dataclasses.fields(cls)} - RESOLVED_IN_VALIDATION
@@ -229,7 +231,7 @@ def test_one_debug_flag_for_every_command():
     assert source.count('"--debug"') == 1 and source.count('"--amp"') == 1
 
 
-PARSERS = [train_parser, eval_parser, demo_parser, quickstart_parser, benchmark_parser, analyze_parser]
+PARSERS = [train_parser, eval_parser, demo_parser, quickstart_parser, benchmark_parser, analyze_parser, app_parser]
 
 
 def _all_actions(parser):
