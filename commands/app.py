@@ -66,7 +66,7 @@ def calibrated_threshold(path: Path | None) -> tuple[float, str]:
 
 
 @dataclass(frozen=True)
-class Scored:
+class Outcome:
     """One upload's outcome: its probability, or why it was not scored."""
 
     name: str
@@ -134,7 +134,7 @@ class Scorer:
             raise BadImage(path, skipped[0][1])
         return float(scored.probs[0])
 
-    def score(self, path: str, name: str) -> Scored:
+    def score(self, path: str, name: str) -> Outcome:
         try:
             prob = self.probability(path)
             notes = size_notes(name, [Sample(path, UNLABELED, "")], self.protocol, self.detector.arch)
@@ -142,14 +142,14 @@ class Scorer:
             thumbnail.thumbnail((THUMBNAIL, THUMBNAIL))
             spectrum = spectrum_image(path)
         except BadImage as err:
-            return Scored(name, None, "not scored: " + err.reason.replace(path, name), "")
+            return Outcome(name, None, "not scored: " + err.reason.replace(path, name), "")
         except Refused as err:
-            return Scored(name, None, f"not scored: {err}", "")
+            return Outcome(name, None, f"not scored: {err}", "")
         panel = (f'<figure class="evidence"><div class="pair"><img alt="image" src="{_png_data_uri(thumbnail)}">'
                  f'<img alt="high-pass spectrum" src="{_png_data_uri(spectrum)}"></div><figcaption>'
                  f"{html.escape(name)}: {100 * prob:.2f}% synthetic (left: the image; right: its high-pass spectrum)"
                  "</figcaption></figure>")
-        return Scored(name, prob, "; ".join(n.removeprefix("note: ") for n in notes), panel)
+        return Outcome(name, prob, "; ".join(n.removeprefix("note: ") for n in notes), panel)
 
 
 def table(results: list[dict[str, Any]], threshold: float) -> list[list[Any]]:
@@ -198,7 +198,7 @@ def build(scorer: Scorer) -> Any:
     import gradio as gr
 
     def analyze(files: list[str] | None, pasted: str | None, threshold: float,
-                progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+                progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008 (Gradio's progress idiom)
         uploads = [(_uploaded(p), Path(p).name) for p in files or []]
         if pasted:
             uploads.append((_uploaded(pasted), "pasted image"))

@@ -88,10 +88,10 @@ def train_config(cfg: QuickstartConfig) -> TrainConfig:
     """The detector's training run for this quickstart."""
     preset = PRESETS[cfg.size]
     return TrainConfig(
-        dataroot=cfg.root, name=cfg.run_name, checkpoints_dir=cfg.checkpoints_dir, arch=cfg.arch, no_pretrained=True, no_resize=True, crop_size=preset.crop_size,
-        batch_size=preset.batch_size, lr=preset.lr, epochs=preset.epochs, patience=preset.patience,
-        blur_prob=BLUR_JPG_PROB, blur_sig=(0.0, 3.0), jpg_prob=BLUR_JPG_PROB, jpg_method=("cv2", "pil"),
-        jpg_qual=(30, 100), loss_freq=20, seed=cfg.seed, test_no_crop=True, **cfg.runtime)
+        dataroot=cfg.root, name=cfg.run_name, checkpoints_dir=cfg.checkpoints_dir, arch=cfg.arch, no_pretrained=True,
+        no_resize=True, crop_size=preset.crop_size, batch_size=preset.batch_size, lr=preset.lr, epochs=preset.epochs,
+        patience=preset.patience, blur_prob=BLUR_JPG_PROB, blur_sig=(0.0, 3.0), jpg_prob=BLUR_JPG_PROB,
+        jpg_method=("cv2", "pil"), jpg_qual=(30, 100), loss_freq=20, seed=cfg.seed, test_no_crop=True, **cfg.runtime)
 
 
 def _train_detector(cfg: QuickstartConfig, manifest: dict[str, Any]) -> Path:

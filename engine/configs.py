@@ -274,7 +274,8 @@ class TrainConfig(Runtime):
         from data.transforms import AugmentConfig
 
         return AugmentConfig(load_size=self.load_size, crop_size=self.crop_size, resize=not self.no_resize,
-                             square_resize=self.square_resize, crop=not self.no_crop, flip=not self.no_flip, rz_interp=tuple(self.rz_interp),
+                             square_resize=self.square_resize, crop=not self.no_crop, flip=not self.no_flip,
+                             rz_interp=tuple(self.rz_interp),
                              blur_prob=self.blur_prob, blur_sig=tuple(self.blur_sig), jpg_prob=self.jpg_prob,
                              jpg_method=tuple(self.jpg_method), jpg_qual=tuple(self.jpg_qual))
 

@@ -274,7 +274,8 @@ def test_weights_cli_offline_is_one_line(tmp_path: Path, capsys, monkeypatch):
 # ------------------------------------------------------------------------------------------------ suites
 def _zenodo(server: Server, record: str, files: dict[str, bytes], md5: dict[str, str] | None = None) -> str:
     """Serve ``files`` as Zenodo record ``record`` (its API description and the files); the API base URL."""
-    entries = [{"key": name, "size": len(data), "checksum": "md5:" + (md5 or {}).get(name, hashlib.md5(data).hexdigest()),
+    md5 = md5 or {}
+    entries = [{"key": name, "size": len(data), "checksum": "md5:" + md5.get(name, hashlib.md5(data).hexdigest()),
                 "links": {"self": f"{server.url}/files/{name}"}} for name, data in files.items()]
     server.files[f"api/records/{record}"] = json.dumps({"files": entries}).encode()
     server.files.update({f"files/{name}": data for name, data in files.items()})
@@ -311,7 +312,8 @@ def test_synthbuster_comes_from_zenodo_checked_against_its_md5_and_resumes(serve
 def test_synthbuster_with_a_wrong_md5_is_rejected_and_kept(server: Server, tmp_path: Path):
     from data.suite_downloads import prepare_suite
 
-    api = _zenodo(server, "10066460", {"synthbuster.zip": _synthbuster_zip(tmp_path)}, md5={"synthbuster.zip": "0" * 32})
+    api = _zenodo(server, "10066460", {"synthbuster.zip": _synthbuster_zip(tmp_path)},
+                  md5={"synthbuster.zip": "0" * 32})
     with pytest.raises(DownloadError, match="md5 .* does not match the expected 0000"):
         prepare_suite("synthbuster", tmp_path / "dataset", api)
     assert (tmp_path / "dataset" / "downloads" / "synthbuster.zip.part").is_file()

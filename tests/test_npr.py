@@ -161,3 +161,15 @@ def test_eval_of_an_npr_checkpoint_uses_its_protocol(tmp_path: Path, capsys):
     assert "set: 6 images" in out and "odd side" not in out
     demo_main(["-m", str(tmp_path / "npr.pth"), "-f", str(tmp_path / "test" / "set"), "--no_crop"])
     assert "note: 6 of 6 images looked at in" in capsys.readouterr().out  # 37x41: odd sides, cropped to 36x40
+
+
+def test_quickstart_trains_npr_with_the_same_recipe_in_its_own_run():
+    from commands.quickstart import train_config
+    from options import parse_quickstart_options
+
+    paper, npr = parse_quickstart_options([]), parse_quickstart_options(["--arch", "npr"])
+    assert (paper.run_name, npr.run_name) == ("quickstart_default_seed0", "quickstart_default_seed0_npr")
+    a, b = train_config(paper), train_config(npr)
+    assert (a.arch, b.arch, b.no_pretrained) == ("resnet18", "npr", True)
+    differing = {k for k in a.__dataclass_fields__ if getattr(a, k) != getattr(b, k)}
+    assert differing == {"arch", "name"}  # the same data, seed and training settings

@@ -10,8 +10,8 @@ import torch
 
 from commands.ablation import AblationConfig
 from commands.benchmark import BenchmarkConfig
-from commands.demo import DemoConfig
 from commands.configs import AppConfig
+from commands.demo import DemoConfig
 from commands.quickstart import QuickstartConfig, train_config
 from commands.ranking import RankingConfig
 from commands.spectra import SpectraConfig

@@ -109,3 +109,21 @@ def test_eval_on_a_suite_scores_each_fake_set_with_its_reals(tmp_path: Path, cap
     assert "Mean over the 8 sets" not in out
     code, _, err = run_main(eval_main, ["--suite", "wildrf", "--protocol", "4class"], capsys)
     assert code == 2 and "--protocol names ForenSynths sets" in err
+
+
+def test_the_headline_mean_is_written_when_every_set_is_there(tmp_path: Path, capsys):
+    root = _layout(tmp_path / "WildRF", {f"test/{p}/{label}": 2 for p in ("reddit", "twitter", "facebook")
+                                         for label in ("0_real", "1_fake")})
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "tiny.pth", {"model": build_model("resnet18", pretrained=False).state_dict(),
+                                            "options": {"arch": "resnet18"}})
+    code, _, _ = run_main(eval_main, ["--suite", "wildrf", "--dataroot", str(root), "-m", str(tmp_path / "tiny.pth"),
+                                      "--no_crop", "--results_dir", str(tmp_path / "results"), "--num_workers", "0"],
+                          capsys)
+    assert code == 0
+    with open(tmp_path / "results" / "tiny" / "summary.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    mean_acc = np.mean([float(r["acc"]) for r in rows if r["set"] != "mean"])
+    summary = (tmp_path / "results" / "tiny" / "summary.md").read_text()
+    assert "Mean over the 3 sets of WildRF (Cavia et al., 2024) (accuracy averaged over its 3 platforms" in summary
+    assert f"acc {100 * mean_acc:.1f}." in summary

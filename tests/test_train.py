@@ -181,7 +181,8 @@ def test_completed_run_compares_the_recipe_only(small_set, tmp_path):
     args = tiny_args(small_set, tmp_path, "done", "--epochs", "1")
     main(args)
     # Every checkpoint records how the detector is tested: center crops of the training crop size, or whole images.
-    assert load_checkpoint(tmp_path / "done" / "best.pth")["test_protocol"] == {"crop_size": 32, "resize": None, "square": False}
+    assert load_checkpoint(tmp_path / "done" / "best.pth")["test_protocol"] == {"crop_size": 32, "resize": None,
+                                                                              "square": False}
     assert completed_run(parse_train_options(args))
     assert completed_run(parse_train_options([*args, "--num_workers", "2", "--max_bad_fraction", "0.5"]))
     assert not completed_run(parse_train_options([*args, "--test_no_crop"]))  # validation follows the protocol
