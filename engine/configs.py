@@ -143,8 +143,10 @@ RECIPES: dict[str, dict[str, Any]] = {
     "npr": {"arch": "npr", "no_pretrained": True, "protocol": "4class", "batch_size": 32, "lr": 2e-4, "epochs": 50,
             "delr_freq": 10, "lr_decay": 0.9, "square_resize": True, "test_no_crop": True},
 }
-# A recipe value that an explicitly given flag replaces too.
-_RECIPE_YIELDS = {"protocol": ("classes",)}
+# Recipe values that also give way to these flags, which ask for something else in their place: your own classes,
+# the paper's early stopping (--patience), no resize, ImageNet weights.
+_RECIPE_YIELDS = {"protocol": ("classes",), "delr_freq": ("patience",), "lr_decay": ("patience",),
+                  "square_resize": ("no_resize",), "no_pretrained": ("pretrained_path",)}
 
 
 def apply_recipe(values: dict[str, Any], given: set[str]) -> dict[str, Any]:

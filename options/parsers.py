@@ -255,7 +255,9 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                        "at the middle of their ranges, PIL JPEG); the draws are fixed per image, same every epoch")
 
     group = parser.add_argument_group("model")
-    group.add_argument("--arch", type=arch_name, default=d.arch, help="backbone: " + ", ".join(ARCHS))
+    group.add_argument("--arch", type=arch_name, default=d.arch,
+                       help="backbone: " + ", ".join(ARCHS) + " (npr: NPR, from scratch; it drops an odd last row or "
+                       "column)")
     group.add_argument("--init_gain", type=positive_float, default=d.init_gain,
                        help="std of the new final layer's weights")
     group.add_argument("--pretrained_path", type=Path, default=d.pretrained_path,

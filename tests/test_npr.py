@@ -95,6 +95,9 @@ def test_recipe_npr_fills_its_defaults_and_explicit_flags_win():
                                 "--batch_size", "32"])
     assert (mine.lr, mine.epochs, mine.classes, mine.protocol, mine.batch_size) == (1e-3, 3, ("car", "cat"), None, 32)
     assert mine.delr_freq == 10  # not given: the recipe's
+    # A flag that asks for something else in place of a recipe value replaces it too.
+    stopping = parse_train_options(["--recipe", "npr", "--patience", "3", "--no_resize", "--arch", "resnet18"])
+    assert (stopping.patience, stopping.delr_freq, stopping.square_resize, stopping.no_resize) == (3, 0, False, True)
     paper = parse_train_options([])
     assert paper.recipe == "wang2020" and paper == parse_train_options(["--recipe", "wang2020"])
     assert (paper.arch, paper.lr, paper.delr_freq, paper.square_resize) == ("resnet50", 1e-4, 0, False)
@@ -104,7 +107,7 @@ def test_recipe_npr_fills_its_defaults_and_explicit_flags_win():
 @pytest.mark.parametrize(("argv", "message"), [
     (["--arch", "npr"], "--arch npr is trained from scratch: add --no_pretrained"),
     (["--recipe", "npr", "--init_gain", "0.1"], "--init_gain has no effect with --arch npr"),
-    (["--recipe", "npr", "--patience", "3"], "--patience has no effect with --delr_freq"),
+    (["--recipe", "npr", "--delr_freq", "5", "--patience", "3"], "--patience has no effect with --delr_freq"),
     (["--lr_decay", "0.5"], "--lr_decay has no effect with no --delr_freq"),
 ])
 def test_recipe_conflicts_are_usage_errors(argv, message, capsys):
