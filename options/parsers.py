@@ -199,6 +199,10 @@ def _config(parser: argparse.ArgumentParser, cls: type[Config], values: dict[str
         parser.error(str(err))
 
 
+def _parsed(parser: argparse.ArgumentParser, cls: type[Config], argv: Sequence[str] | None) -> Config:
+    return _config(parser, cls, vars(parser.parse_args(argv)))
+
+
 def _fields(cls: type) -> set[str]:
     return {f.name for f in dataclasses.fields(cls)}
 
@@ -315,13 +319,15 @@ def parse_train_options(argv: Sequence[str] | None = None) -> TrainConfig:
 
 
 # ------------------------------------------------------------------------------------------ eval.py, demo.py
-def _add_model(parser: argparse.ArgumentParser, *flags: str) -> None:
+def _add_model(parser: argparse.ArgumentParser, *flags: str, default: Path | None = EvalConfig.model_path,
+               default_help: str = "") -> argparse._ArgumentGroup:
     group = parser.add_argument_group("model")
-    group.add_argument(*flags, "--model_path", type=model_path, default=EvalConfig.model_path,
+    group.add_argument(*flags, "--model_path", type=model_path, default=default,
                        help="checkpoint: the authors' release, a training checkpoint or a bare state dict; "
-                       f"{' or '.join(RELEASED)} name a released model in weights/")
+                       f"{' or '.join(RELEASED)} name a released model in weights/{default_help}")
     group.add_argument("--arch", type=arch_name, default=None,
-                       help="backbone (default: the one saved in the checkpoint, else resnet50)")
+                       help="backbone (default: the one saved in the checkpoint, NPR for NPR's keys, else resnet50)")
+    return group
 
 
 def eval_parser() -> argparse.ArgumentParser:
@@ -381,8 +387,7 @@ def eval_parser() -> argparse.ArgumentParser:
 
 
 def parse_eval_options(argv: Sequence[str] | None = None) -> EvalConfig:
-    parser = eval_parser()
-    return _config(parser, EvalConfig, vars(parser.parse_args(argv)))
+    return _parsed(eval_parser(), EvalConfig, argv)
 
 
 def demo_parser() -> argparse.ArgumentParser:
@@ -410,8 +415,7 @@ def demo_parser() -> argparse.ArgumentParser:
 
 
 def parse_demo_options(argv: Sequence[str] | None = None) -> DemoConfig:
-    parser = demo_parser()
-    return _config(parser, DemoConfig, vars(parser.parse_args(argv)))
+    return _parsed(demo_parser(), DemoConfig, argv)
 
 
 # ------------------------------------------------------------------------------------------------ app.py
@@ -419,11 +423,7 @@ def app_parser() -> argparse.ArgumentParser:
     d = AppConfig
     parser = _parser("app.py", "A local web page (and a scripting API) for the detector: drop images, see the "
                      "probability that each is synthetic and its high-pass spectrum.")
-    group = parser.add_argument_group("model")
-    group.add_argument("-m", "--model_path", type=model_path, default=d.model_path,
-                       help="checkpoint or released name, as demo.py (default: the quickstart's detector)")
-    group.add_argument("--arch", type=arch_name, default=d.arch,
-                       help="backbone (default: the one saved in the checkpoint, else resnet50)")
+    group = _add_model(parser, "-m", default=d.model_path, default_help=" (default: the quickstart's detector)")
     group.add_argument("--calibration", type=Path, default=d.calibration,
                        help="an eval.py calibration.json: its threshold is the page's default")
     group = parser.add_argument_group("server")
@@ -442,8 +442,7 @@ def app_parser() -> argparse.ArgumentParser:
 
 
 def parse_app_options(argv: Sequence[str] | None = None) -> AppConfig:
-    parser = app_parser()
-    return _config(parser, AppConfig, vars(parser.parse_args(argv)))
+    return _parsed(app_parser(), AppConfig, argv)
 
 
 # ------------------------------------------------------------------------------------------- quickstart.py
@@ -474,8 +473,7 @@ def quickstart_parser() -> argparse.ArgumentParser:
 def parse_quickstart_options(argv: Sequence[str] | None = None) -> QuickstartConfig:
     from commands.quickstart import QuickstartConfig
 
-    parser = quickstart_parser()
-    return _config(parser, QuickstartConfig, vars(parser.parse_args(argv)))
+    return _parsed(quickstart_parser(), QuickstartConfig, argv)
 
 
 # ---------------------------------------------------------------------------------------------- analyze.py
@@ -577,8 +575,7 @@ def benchmark_parser() -> argparse.ArgumentParser:
 
 
 def parse_benchmark_options(argv: Sequence[str] | None = None) -> BenchmarkConfig:
-    parser = benchmark_parser()
-    return _config(parser, BenchmarkConfig, vars(parser.parse_args(argv)))
+    return _parsed(benchmark_parser(), BenchmarkConfig, argv)
 
 
 # ------------------------------------------------------------------------------- python -m {dataset,weights}.download

@@ -88,14 +88,21 @@ def test_every_suite_defines_its_headline_sets():
     assert len(SUITES["genimage"].mean_sets) == 8 and len(SUITES["wildrf"].mean_sets) == 3
 
 
-def test_eval_on_a_suite_scores_each_fake_set_with_its_reals(tmp_path: Path, capsys):
-    root = _layout(tmp_path / "diffusion_datasets", UNIVFD)
+def _eval_suite(suite: str, root: Path, tmp_path: Path, capsys) -> tuple[int, str]:
+    """eval.py --suite with a random tiny ResNet-18 on whole images: (exit status, stdout); results in
+    <tmp_path>/results/tiny/."""
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "tiny.pth", {"model": build_model("resnet18", pretrained=False).state_dict(),
                                             "options": {"arch": "resnet18"}})
-    code, out, _ = run_main(eval_main, ["--suite", "univfd", "--dataroot", str(root), "-m", str(tmp_path / "tiny.pth"),
+    code, out, _ = run_main(eval_main, ["--suite", suite, "--dataroot", str(root), "-m", str(tmp_path / "tiny.pth"),
                                         "--no_crop", "--results_dir", str(tmp_path / "results"), "--num_workers", "0"],
                             capsys)
+    return code, out
+
+
+def test_eval_on_a_suite_scores_each_fake_set_with_its_reals(tmp_path: Path, capsys):
+    root = _layout(tmp_path / "diffusion_datasets", UNIVFD)
+    code, out = _eval_suite("univfd", root, tmp_path, capsys)
     assert code == 0
     assert "univfd: 5 sets not under" in out and "ldm_100 (ldm_100/1_fake and laion/0_real)" in out
     with open(tmp_path / "results" / "tiny" / "summary.csv", newline="") as f:
@@ -114,12 +121,7 @@ def test_eval_on_a_suite_scores_each_fake_set_with_its_reals(tmp_path: Path, cap
 def test_the_headline_mean_is_written_when_every_set_is_there(tmp_path: Path, capsys):
     root = _layout(tmp_path / "WildRF", {f"test/{p}/{label}": 2 for p in ("reddit", "twitter", "facebook")
                                          for label in ("0_real", "1_fake")})
-    torch.manual_seed(0)
-    save_checkpoint(tmp_path / "tiny.pth", {"model": build_model("resnet18", pretrained=False).state_dict(),
-                                            "options": {"arch": "resnet18"}})
-    code, _, _ = run_main(eval_main, ["--suite", "wildrf", "--dataroot", str(root), "-m", str(tmp_path / "tiny.pth"),
-                                      "--no_crop", "--results_dir", str(tmp_path / "results"), "--num_workers", "0"],
-                          capsys)
+    code, _ = _eval_suite("wildrf", root, tmp_path, capsys)
     assert code == 0
     with open(tmp_path / "results" / "tiny" / "summary.csv", newline="") as f:
         rows = list(csv.DictReader(f))
