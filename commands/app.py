@@ -261,5 +261,9 @@ def serve(cfg: AppConfig) -> None:
     app = build(scorer)
     # One request at a time: the model uses every core already; the others wait in the queue.
     app.queue(default_concurrency_limit=1, max_size=256)
-    app.launch(server_name=cfg.host, server_port=cfg.port, max_file_size=int(cfg.max_upload_mb * 1e6),
-               show_error=True, css=CSS, quiet=False)
+    try:
+        app.launch(server_name=cfg.host, server_port=cfg.port, max_file_size=int(cfg.max_upload_mb * 1e6),
+                   show_error=True, css=CSS, quiet=False)
+    except OSError as err:  # the port is taken, or the host is not an interface of this machine
+        raise UserError(f"cannot serve on {cfg.host}:{cfg.port} ({str(err).split('.')[0]}); choose another --port "
+                        f"or --host") from None

@@ -28,7 +28,7 @@ from commands.demo import run_demo
 from data.synthetic import smooth_image, upsampled_image
 from networks import build_model
 from options import parse_app_options
-from tests.helpers import ROOT, free_port, write_png
+from tests.helpers import ROOT, free_port, run_main, write_png
 from util.checkpoint import save_checkpoint
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -177,6 +177,15 @@ def test_without_a_detector_the_message_names_both_ways(tmp_path: Path, monkeypa
         (tmp_path / "checkpoints" / run).mkdir(parents=True)
         (tmp_path / "checkpoints" / run / "best.pth").touch()
     assert default_model() == Path("checkpoints/quickstart_default_seed0/best.pth")
+
+
+def test_a_taken_port_is_one_clear_error(server: Server, capsys):
+    from app import main
+
+    port = server.url.rsplit(":", 1)[1].strip("/")
+    code, _, err = run_main(main, ["-m", str(server.checkpoint), "--port", port, "--num_workers", "0"], capsys)
+    assert code == 2 and err.startswith(f"error: cannot serve on 127.0.0.1:{port} (Cannot find empty port")
+    assert "choose another --port" in err and "Traceback" not in err
 
 
 def test_calibrated_threshold_and_the_loopback_default(tmp_path: Path, monkeypatch):
