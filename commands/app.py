@@ -226,7 +226,7 @@ def build(scorer: Scorer) -> Any:
         return prob, verdict(prob, scorer.threshold)
 
     with gr.Blocks(title="CNN-generated image detector", analytics_enabled=False) as app:
-        gr.Markdown("# Is this image CNN-generated?\nDrop images (or click to choose, or paste one below). Each gets "
+        gr.Markdown("# Is this image CNN-generated?\nDrop images (or click to choose them, or paste one). Each gets "
                     "the probability of being synthetic, a verdict at the threshold, and its high-pass spectrum: "
                     "generators tend to leave periodic peaks there.")
         gr.Markdown(scorer.describe(), elem_id="model-info")
