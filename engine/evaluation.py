@@ -33,7 +33,7 @@ from data import (
     find_test_sets,
     scan_folder,
 )
-from data.datasets import left_out_note, list_images, walk_files
+from data.datasets import left_out_note, walk_files
 from data.suites import SUITES, find_suite_sets
 from engine.configs import EvalConfig, TestProtocol, resolve_workers
 from engine.inference import Detector, Scored, load_detector, score_samples, set_precision, size_notes
@@ -273,9 +273,11 @@ def _suite_sets(cfg: EvalConfig) -> list[tuple[str, Path, list[Sample]]]:
         print(f"{cfg.suite}: {len(missing)} sets not under {cfg.dataroot}, left out: {'; '.join(missing)}")
     sets = []
     for name, reals, fakes in found:
-        samples = [Sample(p, 0, "") for p in list_images(reals)] + [Sample(p, 1, "") for p in list_images(fakes)]
-        for folder in (reals, fakes):
-            note = left_out_note(walk_files(folder)[1])
+        samples = []
+        for label, folder in enumerate((reals, fakes)):
+            images, others = walk_files(folder)
+            samples += [Sample(p, label, "") for p in images]
+            note = left_out_note(others)
             if note:
                 print(f"{name} ({folder}): {note}")
         if not samples:
