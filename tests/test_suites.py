@@ -102,8 +102,10 @@ def _eval_suite(suite: str, root: Path, tmp_path: Path, capsys) -> tuple[int, st
 
 def test_eval_on_a_suite_scores_each_fake_set_with_its_reals(tmp_path: Path, capsys):
     root = _layout(tmp_path / "diffusion_datasets", UNIVFD)
+    (root / "guided" / "1_fake" / "prompts.txt").write_text("not an image\n")
     code, out = _eval_suite("univfd", root, tmp_path, capsys)
     assert code == 0
+    assert "guided (" in out and "1 file left out (not images): .txt" in out
     assert "univfd: 5 sets not under" in out and "ldm_100 (ldm_100/1_fake and laion/0_real)" in out
     with open(tmp_path / "results" / "tiny" / "summary.csv", newline="") as f:
         rows = {r["set"]: r for r in csv.DictReader(f)}
