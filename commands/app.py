@@ -44,6 +44,12 @@ class Refused(UserError):
     """An upload the page does not score, with the reason to show."""
 
 
+def not_scored(err: BadImage | Refused, path: str, name: str) -> str:
+    """Why an upload was not scored, its name in place of the server's path."""
+    reason = err.reason if isinstance(err, BadImage) else str(err)
+    return "not scored: " + reason.replace(path, name)
+
+
 def default_model() -> Path:
     """The quickstart's detector when it was trained (the default run first), else an error naming both ways to
     get a detector."""
@@ -141,10 +147,8 @@ class Scorer:
             thumbnail = load_rgb(path)
             thumbnail.thumbnail((THUMBNAIL, THUMBNAIL))
             spectrum = spectrum_image(path)
-        except BadImage as err:
-            return Outcome(name, None, "not scored: " + err.reason.replace(path, name), "")
-        except Refused as err:
-            return Outcome(name, None, f"not scored: {err}", "")
+        except (BadImage, Refused) as err:
+            return Outcome(name, None, not_scored(err, path, name), "")
         panel = (f'<figure class="evidence"><div class="pair"><img alt="image" src="{_png_data_uri(thumbnail)}">'
                  f'<img alt="high-pass spectrum" src="{_png_data_uri(spectrum)}"></div><figcaption>'
                  f"{html.escape(name)}: {100 * prob:.2f}% synthetic (left: the image; right: its high-pass spectrum)"
@@ -219,10 +223,8 @@ def build(scorer: Scorer) -> Any:
             raise gr.Error("send one image file")
         try:
             prob = scorer.probability(_uploaded(file))
-        except BadImage as err:
-            raise gr.Error(f"not scored: {err.reason.replace(file, Path(file).name)}") from None
-        except Refused as err:
-            raise gr.Error(f"not scored: {err}") from None
+        except (BadImage, Refused) as err:
+            raise gr.Error(not_scored(err, file, Path(file).name)) from None
         return prob, verdict(prob, scorer.threshold)
 
     with gr.Blocks(title="CNN-generated image detector", analytics_enabled=False) as app:
