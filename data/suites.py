@@ -36,9 +36,9 @@ class Suite:
     """Where the data is published, and how to get it."""
 
 
-def _paired(pairs: Sequence[tuple[str, str]], fake: str, real: str) -> tuple[SuiteSet, ...]:
-    return tuple(SuiteSet(name, fake.format(name=name, folder=folder), real.format(name=name, folder=folder))
-                 for name, folder in pairs)
+def _paired(names: Sequence[str], fake: str, real: str) -> tuple[SuiteSet, ...]:
+    """One set per name; ``{name}`` in the patterns is the set's folder, named as the set."""
+    return tuple(SuiteSet(name, fake.format(name=name), real.format(name=name)) for name in names)
 
 
 _UNIVFD_LAION = ("ldm_200", "ldm_200_cfg", "ldm_100", "glide_100_27", "glide_50_27", "glide_100_10", "dalle")
@@ -57,7 +57,7 @@ SUITES = {
     "univfd": Suite(
         "UnivFD diffusion_datasets (Ojha et al., CVPR 2023)",
         (SuiteSet("guided", "guided/1_fake", "imagenet/0_real"),
-         *_paired([(n, n) for n in _UNIVFD_LAION], "{folder}/1_fake", "laion/0_real")),
+         *_paired(_UNIVFD_LAION, "{name}/1_fake", "laion/0_real")),
         ("guided", *_UNIVFD_LAION),
         "AP and accuracy averaged over its 8 diffusion and autoregressive sets",
         "Google Drive only: https://drive.google.com/drive/folders/1nkCXClC7kFM01_fqmLrVNtnOYEFPtWO- ; unpack "
@@ -65,20 +65,20 @@ SUITES = {
         + ", ".join(_UNIVFD_LAION)),
     "synthbuster": Suite(
         "Synthbuster (Bammey, IEEE OJSP 2023)",
-        _paired([(n, n) for n in _SYNTHBUSTER], "{folder}", SYNTHBUSTER_REALS), _SYNTHBUSTER,
+        _paired(_SYNTHBUSTER, "{name}", SYNTHBUSTER_REALS), _SYNTHBUSTER,
         "AP and accuracy averaged over its 9 generators, each against the RAISE-1k photographs",
         "python -m dataset.download synthbuster (Zenodo record 10066460, md5 checked); the RAISE-1k reals are "
         "behind a form at http://loki.disi.unitn.it/RAISE/download.html : put the 1,000 images of RAISE_1k.csv "
         f"in <suite folder>/{SYNTHBUSTER_REALS}/"),
     "genimage": Suite(
         "GenImage (Zhu et al., NeurIPS 2023)",
-        _paired([(n, n) for n in _GENIMAGE], "{folder}/*/val/ai", "{folder}/*/val/nature"), _GENIMAGE,
+        _paired(_GENIMAGE, "{name}/*/val/ai", "{name}/*/val/nature"), _GENIMAGE,
         "accuracy averaged over its 8 generators (the paper reports accuracy)",
         "Google Drive or Baidu only: https://github.com/GenImage-Dataset/GenImage ; unpack each generator's "
         "archive so that <generator>/<subfolder>/val/{ai,nature} exist for " + ", ".join(_GENIMAGE)),
     "wildrf": Suite(
         "WildRF (Cavia et al., 2024)",
-        _paired([(n, n) for n in _WILDRF], "test/{folder}/1_fake", "test/{folder}/0_real"), _WILDRF,
+        _paired(_WILDRF, "test/{name}/1_fake", "test/{name}/0_real"), _WILDRF,
         "accuracy averaged over its 3 platforms (the paper reports accuracy)",
         "Google Drive only (link in the WildRF repository, https://github.com/barcavia/RealTime-DeepfakeDetection-"
         "in-the-RealWorld); unpack it so that test/{reddit,twitter,facebook}/{0_real,1_fake} exist"),

@@ -307,10 +307,7 @@ def train_parser() -> Parser:
 
 def _train_values(parser: Parser, argv: Sequence[str] | None, values: dict[str, Any]) -> dict[str, Any]:
     """train.py's ``values`` with the recipe's defaults filled in where ``argv`` sets nothing."""
-    try:
-        return apply_recipe(values, parser.given(argv))
-    except ConfigError as err:
-        parser.error(str(err))
+    return apply_recipe(values, parser.given(argv))
 
 
 def parse_train_options(argv: Sequence[str] | None = None) -> TrainConfig:
