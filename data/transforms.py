@@ -168,6 +168,8 @@ class AugmentConfig:
     square_resize: bool = False
     """Resize to load_size x load_size instead of the shorter side to load_size."""
     crop: bool = True
+    crop_grid: int = 1
+    """Random crops start at multiples of this (keeps them in phase with an upsampling grid)."""
     flip: bool = True
     rz_interp: tuple[str, ...] = ("bilinear",)
     blur_prob: float = 0.0
@@ -189,9 +191,10 @@ class AugmentParams:
     flip: bool
 
 
-def _offset(rng: np.random.Generator, length: int, size: int) -> int:
+def _offset(rng: np.random.Generator, length: int, size: int, grid: int = 1) -> int:
+    """A crop offset in [min(0, length - size), max(0, length - size)], a multiple of ``grid``."""
     lo, hi = min(0, length - size), max(0, length - size)
-    return int(rng.integers(lo, hi + 1))
+    return grid * int(rng.integers(-(-lo // grid), hi // grid + 1))
 
 
 def sample_train_params(rng: np.random.Generator, cfg: AugmentConfig, width: int, height: int) -> AugmentParams:
@@ -204,7 +207,8 @@ def sample_train_params(rng: np.random.Generator, cfg: AugmentConfig, width: int
     quality = int(rng.integers(cfg.jpg_qual[0], cfg.jpg_qual[1] + 1))
     if cfg.resize:
         width, height = resized_size(width, height, cfg.load_size, cfg.square_resize)
-    top, left = _offset(rng, height, cfg.crop_size), _offset(rng, width, cfg.crop_size)
+    top = _offset(rng, height, cfg.crop_size, cfg.crop_grid)
+    left = _offset(rng, width, cfg.crop_size, cfg.crop_grid)
     flip = bool(rng.random() < 0.5)
     return AugmentParams(
         interpolation=interpolation,

@@ -134,6 +134,10 @@ def choose_protocol(*, crop_size: int | None, no_crop: bool, resize: int | None,
 
 
 OPTIMIZERS = ("adam", "sgd")
+LR_SCHEDULES = ("plateau", "cosine")
+# What the schedule and the best checkpoint can watch: a validation metric (loss is watched as its negative), or
+# "last", the epoch number, so that best.pth is the last epoch's weights.
+WATCHED = ("acc", "ap", "loss", "last")
 # Named training recipes: the defaults each fills (flags given on the command line win). wang2020 is the
 # defaults themselves.
 RECIPES: dict[str, dict[str, Any]] = {
@@ -189,6 +193,8 @@ class TrainConfig(Runtime):
     tested resized so."""
     no_resize: bool = False
     no_crop: bool = False
+    crop_grid: int = 1
+    """Random crops start at multiples of this."""
     no_flip: bool = False
     rz_interp: tuple[str, ...] = ("bilinear",)
     blur_prob: float = 0.0
@@ -213,10 +219,15 @@ class TrainConfig(Runtime):
     epochs: int = 10000
     """At most this many epochs; early stopping usually ends training sooner."""
     patience: int = 5
-    """Epochs without validation-accuracy gain before the LR is divided by 10."""
+    """Epochs without a gain of the watched metric before the LR is divided by 10."""
     delr_freq: int = 0
-    """0: the paper's early stopping. N: NPR's step schedule (LR x lr_decay every N epochs, all epochs run)."""
+    """0: ``lr_schedule``. N: NPR's step schedule (LR x lr_decay every N epochs, all epochs run)."""
     lr_decay: float = 0.9
+    lr_schedule: str = "plateau"
+    """plateau: the paper's early stopping. cosine: half a cosine from lr over ``epochs``, every epoch run."""
+    select_on: str = "acc"
+    """The validation metric that early stopping watches and the best checkpoint follows (acc at 0.5, the
+    paper's; ap; or loss), or last: best.pth is the last epoch's weights (with a schedule of fixed length)."""
     # run folder and checkpoints
     name: str = "experiment_name"
     checkpoints_dir: Path = Path("./checkpoints")
@@ -238,11 +249,22 @@ class TrainConfig(Runtime):
             raise ConfigError(f"--arch {self.arch}: choose one of {', '.join(ARCHS)}")
         if self.recipe not in RECIPES:
             raise ConfigError(f"--recipe {self.recipe}: choose one of {', '.join(RECIPES)}")
+        if self.arch in FROM_SCRATCH and self.pretrained_path is not None:
+            raise ConfigError(f"--arch {self.arch} is trained from scratch: no ImageNet weights apply to it; leave out "
+                              f"--pretrained_path")
         if self.arch in FROM_SCRATCH and not self.no_pretrained:
-            raise ConfigError(f"--arch {self.arch} is trained from scratch: add --no_pretrained (or use --recipe "
-                              f"{self.arch})")
+            hint = "" if self.recipe == self.arch else f" (or use --recipe {self.arch})"
+            raise ConfigError(f"--arch {self.arch} is trained from scratch: add --no_pretrained{hint}")
         if not 0 < self.lr_decay <= 1:
             raise ConfigError(f"--lr_decay {self.lr_decay}: give a factor in (0, 1]")
+        if self.crop_grid < 1:
+            raise ConfigError(f"--crop_grid {self.crop_grid}: give a number >= 1")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"--lr_schedule {self.lr_schedule}: choose one of {', '.join(LR_SCHEDULES)}")
+        if self.select_on not in WATCHED:
+            raise ConfigError(f"--select_on {self.select_on}: choose one of {', '.join(WATCHED)}")
+        if self.select_on == "last" and self.lr_schedule == "plateau" and not self.delr_freq:
+            raise ConfigError("--select_on last never plateaus; use it with --lr_schedule cosine or --delr_freq")
         if self.optim not in OPTIMIZERS:
             raise ConfigError(f"--optim {self.optim}: choose one of {', '.join(OPTIMIZERS)}")
         unknown = [v for v in self.rz_interp if v not in INTERPOLATIONS]
@@ -260,6 +282,9 @@ class TrainConfig(Runtime):
                     self.arch in FROM_SCRATCH and self.init_gain != defaults.init_gain),
                    ("--square_resize", "--no_resize", self.no_resize and self.square_resize),
                    ("--patience", "--delr_freq", self.delr_freq > 0 and self.patience != defaults.patience),
+                   ("--patience", "--lr_schedule cosine",
+                    self.lr_schedule == "cosine" and self.patience != defaults.patience),
+                   ("--lr_schedule cosine", "--delr_freq", self.delr_freq > 0 and self.lr_schedule == "cosine"),
                    ("--lr_decay", "no --delr_freq", self.delr_freq == 0 and self.lr_decay != defaults.lr_decay),
                    ("--new_optim", "no --continue_train", self.new_optim and not self.continue_train),
                    ("--epoch", "no --continue_train", self.epoch != defaults.epoch and not self.continue_train)]
@@ -274,8 +299,8 @@ class TrainConfig(Runtime):
         from data.transforms import AugmentConfig
 
         return AugmentConfig(load_size=self.load_size, crop_size=self.crop_size, resize=not self.no_resize,
-                             square_resize=self.square_resize, crop=not self.no_crop, flip=not self.no_flip,
-                             rz_interp=tuple(self.rz_interp),
+                             square_resize=self.square_resize, crop=not self.no_crop, crop_grid=self.crop_grid,
+                             flip=not self.no_flip, rz_interp=tuple(self.rz_interp),
                              blur_prob=self.blur_prob, blur_sig=tuple(self.blur_sig), jpg_prob=self.jpg_prob,
                              jpg_method=tuple(self.jpg_method), jpg_qual=tuple(self.jpg_qual))
 

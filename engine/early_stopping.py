@@ -1,5 +1,6 @@
-"""The LR schedules: the paper's (patience on validation accuracy, LR / 10 when it runs out, stop below a minimum
-LR) and NPR's fixed step decay. Both track the best validation accuracy, which the ``best`` checkpoint follows."""
+"""The LR schedules: the paper's (patience on a validation metric, LR / 10 when it runs out, stop below a minimum
+LR), NPR's fixed step decay and a cosine decay over a fixed number of epochs. Each tracks the best value of the
+watched validation metric (higher is better), which the ``best`` checkpoint follows."""
 
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ Action = Literal["continue", "drop", "stop"]
 
 @dataclass
 class _Schedule:
-    best_acc: float = -math.inf
-    """Best accuracy over the whole run: the `best` checkpoint follows this."""
+    best: float = -math.inf
+    """Best watched value over the whole run: the `best` checkpoint follows this."""
     best_epoch: int = -1
 
-    def _track(self, epoch: int, acc: float) -> bool:
-        """Record ``acc``; True when it is the best so far."""
-        if acc > self.best_acc:
-            self.best_acc, self.best_epoch = acc, epoch
+    def _track(self, epoch: int, value: float) -> bool:
+        """Record ``value``; True when it is the best so far."""
+        if value > self.best:
+            self.best, self.best_epoch = value, epoch
             return True
         return False
 
@@ -28,7 +29,8 @@ class _Schedule:
 
     def load_state_dict(self, state: dict[str, float | int | None]) -> None:
         for key, value in state.items():
-            setattr(self, key, value)
+            # Checkpoints written before the watched metric could be chosen call it best_acc.
+            setattr(self, "best" if key == "best_acc" else key, value)
 
 
 @dataclass
@@ -42,16 +44,16 @@ class EarlyStopping(_Schedule):
     """Training ends when the next LR would fall below this (phases 1e-4, 1e-5, 1e-6 from 1e-4)."""
 
     phase_best: float | None = None
-    """Best accuracy in the current LR phase; each phase starts a new window, as in the authors' code."""
+    """Best value in the current LR phase; each phase starts a new window, as in the authors' code."""
     bad_epochs: int = 0
     drops: int = 0
 
-    def step(self, epoch: int, acc: float, lr: float) -> tuple[Action, bool, float]:
-        """Record one epoch's validation accuracy; returns (action, is_global_best, lr to use next)."""
-        is_best = self._track(epoch, acc)
+    def step(self, epoch: int, value: float, lr: float) -> tuple[Action, bool, float]:
+        """Record one epoch's watched value; returns (action, is_global_best, lr to use next)."""
+        is_best = self._track(epoch, value)
         delta = self.min_delta if self.drops == 0 else self.min_delta_after_drop
-        if self.phase_best is None or acc >= self.phase_best + delta:
-            self.phase_best, self.bad_epochs = acc, 0
+        if self.phase_best is None or value >= self.phase_best + delta:
+            self.phase_best, self.bad_epochs = value, 0
             return "continue", is_best, lr
         self.bad_epochs += 1
         if self.bad_epochs < self.patience:
@@ -72,9 +74,25 @@ class StepDecay(_Schedule):
     every: int = 10
     factor: float = 0.9
 
-    def step(self, epoch: int, acc: float, lr: float) -> tuple[Action, bool, float]:
+    def step(self, epoch: int, value: float, lr: float) -> tuple[Action, bool, float]:
         """As EarlyStopping.step, but never "stop"."""
-        is_best = self._track(epoch, acc)
+        is_best = self._track(epoch, value)
         if epoch > 1 and (epoch - 1) % self.every == 0:
             return "drop", is_best, lr * self.factor
         return "continue", is_best, lr
+
+
+@dataclass
+class CosineDecay(_Schedule):
+    """The LR follows half a cosine from ``base_lr`` over ``epochs`` epochs, set once per epoch; no epoch's
+    validation can end or shorten training, so the run's length does not hinge on one noisy measurement."""
+
+    base_lr: float = 1e-4
+    epochs: int = 30
+
+    def step(self, epoch: int, value: float, lr: float) -> tuple[Action, bool, float]:
+        """As EarlyStopping.step; "stop" after the last epoch."""
+        is_best = self._track(epoch, value)
+        if epoch >= self.epochs:
+            return "stop", is_best, lr
+        return "continue", is_best, self.base_lr * 0.5 * (1 + math.cos(math.pi * epoch / self.epochs))

@@ -9,12 +9,14 @@ Files written to ``<results_dir>/<name>/`` (``--name`` defaults to the checkpoin
 - ``sweep_<kind>.csv``, ``sweep_<kind>_scores.csv``, ``sweep_<kind>.md``, ``sweep_<kind>.png`` with ``--sweep``;
 - ``opt.json``: the resolved options.
 
-An earlier run's files in that folder are an error unless ``--overwrite``, which deletes them first.
+When that folder already holds a run's files, the results go to ``<name>_2`` (``_3``, ...) instead, unless
+``--overwrite`` (which deletes the earlier files first) or ``--resume``.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import time
@@ -50,6 +52,7 @@ from util.report import (
     plot_sweep,
     summary_markdown,
     sweep_markdown,
+    unused_folder,
     write_csv,
 )
 
@@ -312,6 +315,11 @@ def evaluate(cfg: EvalConfig) -> list[dict[str, Any]]:
     detector = load_detector(cfg.model_path, cfg.arch, device)
     protocol, source = cfg.test_protocol(detector)
     print(f"test protocol: {protocol.describe()} ({source})")
+    if not cfg.resume and not cfg.overwrite:
+        free = unused_folder(cfg.out_dir, RESULT_FILES)
+        if free != cfg.out_dir:  # the name goes into opt.json, so its recorded command writes here again
+            print(f"{cfg.out_dir} already holds results (--overwrite replaces them): writing to {free}")
+            cfg = dataclasses.replace(cfg, name=free.name)
     out_dir = cfg.out_dir
     if cfg.resume:
         finished = _finished_sets(cfg)
@@ -327,6 +335,7 @@ def evaluate(cfg: EvalConfig) -> list[dict[str, Any]]:
         except KeyboardInterrupt:
             raise Interrupted(_interrupted_message(cfg)) from None
     (out_dir / "progress.json").unlink(missing_ok=True)  # finished: nothing left to resume
+    print(f"results: {out_dir}")
     if evaluator.unreadable and cfg.strict:
         raise UserError(f"{len(evaluator.unreadable)} images could not be read (listed in {out_dir / 'skipped.csv'}); "
                         f"--strict makes that an error")

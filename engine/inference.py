@@ -105,22 +105,33 @@ def predict(model: nn.Module, loader: DataLoader, device: torch.device, amp: str
     return Predictions(kept, labels_all.astype(np.int64), logits_all.astype(np.float32), skipped_all)
 
 
+# The total stride of the ResNets: a whole image with a shorter side gives their last layer less than one cell.
+MIN_WHOLE_SIDE = 32
+
+
 def size_notes(name: str, samples: Sequence[Sample], protocol: TestProtocol, arch: str,
                probe: int = 100) -> list[str]:
-    """Warnings from the first ``probe`` images' sizes (header reads only): more than a tenth smaller than the crop
-    (mostly zero padding would be scored), or, for a network that needs even sides (NPR), odd-sized inputs."""
+    """Warnings from the first ``probe`` images' sizes (header reads only), each when it concerns more than a tenth
+    of them: smaller than the crop (mostly zero padding would be scored), or, scored whole, smaller than
+    MIN_WHOLE_SIDE; and, for a network that needs even sides (NPR), odd-sized inputs."""
     small = odd = seen = 0
     transform = protocol.transform()
+    least = protocol.crop_size or MIN_WHOLE_SIDE
     for sample in samples[:probe]:
         with contextlib.suppress(BadImage):  # reported when the image is scored
-            size = image_size(sample.path)
-            small += protocol.crop_size is not None and min(size) < protocol.crop_size
-            odd += arch in EVEN_SIDES and any(side % 2 for side in transform.output_size(*size))
+            original = image_size(sample.path)
+            size = transform.output_size(*original)
+            small += min(original if protocol.crop_size else size) < least
+            odd += arch in EVEN_SIDES and any(side % 2 for side in size)
             seen += 1
     notes = []
-    if seen and small > seen / 10:
+    if seen and small > seen / 10 and protocol.crop_size:
         notes.append(f"note: {small} of {seen} images looked at in {name} are smaller than the {protocol.crop_size} "
                      f"px crop and are zero-padded; --no_crop scores whole images")
+    elif seen and small > seen / 10:
+        notes.append(f"note: {small} of {seen} images looked at in {name} have a side under {MIN_WHOLE_SIDE} px; "
+                     f"whole, they are smaller than one cell of the network's coarsest features, and their scores "
+                     f"say little")
     if odd:
         notes.append(f"note: {odd} of {seen} images looked at in {name} have an odd side after preprocessing; {arch} "
                      f"drops their last row or column (its 2x2 blocks must tile the image)")

@@ -43,13 +43,13 @@ from data import (
 )
 from data.transforms import resized_size
 from engine.configs import TrainConfig, resolve_workers
-from engine.early_stopping import EarlyStopping, StepDecay
+from engine.early_stopping import CosineDecay, EarlyStopping, StepDecay
 from engine.inference import autocast, input_memory_format, memory_format, predict, set_precision
 from networks import build_model
 from util import distributed
 from util.checkpoint import extract_state_dict, load_checkpoint, load_weights, save_checkpoint, unwrap
 from util.errors import Interrupted, UserError
-from util.metrics import binary_metrics
+from util.metrics import binary_metrics, log_loss
 from util.records import command_line, config_dict, save_config
 
 
@@ -201,8 +201,17 @@ def completed_run(cfg: TrainConfig) -> bool:
     return saved == recipe and (progress["finished"] or progress["epochs_done"] >= cfg.epochs)
 
 
+def _schedule(cfg: TrainConfig) -> EarlyStopping | StepDecay | CosineDecay:
+    if cfg.delr_freq:
+        return StepDecay(every=cfg.delr_freq, factor=cfg.lr_decay)
+    if cfg.lr_schedule == "cosine":
+        return CosineDecay(base_lr=cfg.lr, epochs=cfg.epochs)
+    return EarlyStopping(patience=cfg.patience)
+
+
 def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Run (or resume) training as ``cfg`` says; returns the best validation accuracy and its epoch."""
+    """Run (or resume) training as ``cfg`` says; returns the best watched value (``select_on``), its epoch and the
+    number of epochs run."""
     process, device = distributed.setup(cfg.device)
     set_precision(device, cfg.amp)
     try:
@@ -249,8 +258,7 @@ def _train(cfg: TrainConfig, process: distributed.Process, device: torch.device)
 
     optimizer = _make_optimizer(cfg, model)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
-    stopper = StepDecay(every=cfg.delr_freq, factor=cfg.lr_decay) if cfg.delr_freq else \
-        EarlyStopping(patience=cfg.patience)
+    stopper = _schedule(cfg)
     progress = Progress()
     if resume is not None:
         load_weights(model, extract_state_dict(resume), str(resume_path), cfg.arch)
@@ -263,7 +271,8 @@ def _train(cfg: TrainConfig, process: distributed.Process, device: torch.device)
     net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if process.world_size > 1 else model
     run = _Run(cfg=cfg, process=process, device=device, model=net, optimizer=optimizer, scaler=scaler,
-               stopper=stopper, progress=progress, log=RunLog(run_dir, process.is_main))
+               stopper=stopper, progress=progress, log=RunLog(run_dir, process.is_main),
+               run_start_epoch=progress.epochs_done)
     try:
         while not progress.finished and progress.epochs_done < cfg.epochs:
             run.train_epoch(train_loader, batches_per_epoch)
@@ -274,7 +283,15 @@ def _train(cfg: TrainConfig, process: distributed.Process, device: torch.device)
                           f"with the same command plus --continue_train") from None
     finally:
         run.log.close()
-    return {"best_acc": stopper.best_acc, "best_epoch": stopper.best_epoch, "epochs": progress.epochs_done}
+    return {"best": stopper.best, "best_epoch": stopper.best_epoch, "epochs": progress.epochs_done}
+
+
+def _watched(select_on: str, epoch: int, metrics: dict[str, float]) -> float:
+    """The value the schedule tracks, higher being better: the epoch itself for "last" (each epoch beats the one
+    before, so best.pth is the last), the negative loss, or the metric."""
+    if select_on == "last":
+        return float(epoch)
+    return -metrics["loss"] if select_on == "loss" else metrics[select_on]
 
 
 @dataclass(kw_only=True)
@@ -287,10 +304,12 @@ class _Run:
     model: nn.Module  # DDP-wrapped under torchrun; checkpoints store the bare network
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
-    stopper: EarlyStopping | StepDecay
+    stopper: EarlyStopping | StepDecay | CosineDecay
     progress: Progress
     log: RunLog
     bad: dict[str, set[int]] = field(default_factory=lambda: {"train": set(), "val": set()})  # unreadable, seen
+    started: float = field(default_factory=time.perf_counter)
+    run_start_epoch: int = 0  # epochs done when this process started (a resume)
 
     def skip(self, split: str, dataset: ImageDataset, skipped: Sequence[tuple[int, str]], write: bool = True) -> None:
         """Remember unreadable images and log each once in ``skipped.csv`` (``write``: this process logs them)."""
@@ -391,6 +410,14 @@ class _Run:
         torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
         return not flags[0], bool(flags[1])
 
+    def _time_left(self, epoch: int, action: str) -> str:
+        """For a schedule of fixed length: the time the remaining epochs will take at this run's pace so far."""
+        if isinstance(self.stopper, EarlyStopping) or action == "stop" or epoch >= self.cfg.epochs:
+            return ""
+        done_here = epoch - self.run_start_epoch
+        seconds = (time.perf_counter() - self.started) / done_here * (self.cfg.epochs - epoch)
+        return f"; about {seconds:.0f} s left ({self.cfg.epochs - epoch} epochs)"
+
     def end_epoch(self, val_loader: DataLoader) -> None:
         """Validate, let early stopping set the LR (or stop), log, and write the checkpoints."""
         progress = self.progress
@@ -400,9 +427,11 @@ class _Run:
         too_many = self.too_many_bad("val", len(val_loader.dataset))
         if too_many:
             raise too_many
-        metrics = binary_metrics(predictions.labels, expit(predictions.logits))
+        metrics = {**binary_metrics(predictions.labels, expit(predictions.logits)),
+                   "loss": log_loss(predictions.labels, predictions.logits)}
         epoch = progress.epochs_done + 1
-        action, is_best, lr = self.stopper.step(epoch, metrics["acc"], self.optimizer.param_groups[0]["lr"])
+        action, is_best, lr = self.stopper.step(epoch, _watched(self.cfg.select_on, epoch, metrics),
+                                                self.optimizer.param_groups[0]["lr"])
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         progress.epochs_done, progress.batches_done = epoch, 0
@@ -410,9 +439,9 @@ class _Run:
         self.log.log("val", progress.total_steps, {"epoch": epoch, **metrics, "lr": lr, "action": action,
                                                    "best": is_best})
         if self.process.is_main:
-            print(f"epoch {epoch}: val acc {metrics['acc']:.4f} ap {metrics['ap']:.4f} "
+            print(f"epoch {epoch}: val acc {metrics['acc']:.4f} ap {metrics['ap']:.4f} loss {metrics['loss']:.4f} "
                   f"(real {metrics['r_acc']:.4f}, fake {metrics['f_acc']:.4f}) -> {action}, lr {lr:g}"
-                  + (", new best" if is_best else ""))
+                  + (", new best" if is_best else "") + self._time_left(epoch, action))
         self.save("latest.pth")
         if is_best:
             self.save("best.pth")

@@ -29,8 +29,12 @@ RELEASED = {
 
 
 def model_path(text: str) -> Path:
-    """``--model_path`` values: a released model's name (``blur_jpg_prob0.5``) means ``weights/<name>.pth``."""
-    return WEIGHTS_DIR / f"{text}.pth" if text in RELEASED else Path(text)
+    """``--model_path`` values: a released model's name (``blur_jpg_prob0.5``) means ``weights/<name>.pth``; a
+    training run's folder means its ``best.pth``."""
+    if text in RELEASED:
+        return WEIGHTS_DIR / f"{text}.pth"
+    path = Path(text)
+    return path / "best.pth" if (path / "best.pth").is_file() else path
 
 
 def download_released(name: str, folder: Path = WEIGHTS_DIR) -> Path:

@@ -32,10 +32,12 @@ from data.names import INTERPOLATIONS, JPEG_METHODS, PROTOCOLS
 from data.suites import SUITES
 from engine.configs import (
     AMP_CHOICES,
+    LR_SCHEDULES,
     MAX_AUTO_WORKERS,
     OPTIMIZERS,
     PREPROCESSING,
     RECIPES,
+    WATCHED,
     EvalConfig,
     Runtime,
     TrainConfig,
@@ -240,6 +242,9 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no_resize", action="store_true", help="skip the resize to --load_size")
     group.add_argument("--no_crop", action="store_true", help="skip the random crop (whole images; batch 1 "
                        "unless all images share a size)")
+    group.add_argument("--crop_grid", type=positive_int, default=d.crop_grid,
+                       help="random crops start at multiples of this many pixels, in phase with a generator's "
+                       "upsampling grid (4 for two 2x upsamplings) as whole test images are")
     group.add_argument("--no_flip", action="store_true", help="no random horizontal flip")
     group.add_argument("--rz_interp", type=subset_of(INTERPOLATIONS), default=d.rz_interp,
                        help="resize interpolations, one drawn per image: " + ",".join(INTERPOLATIONS))
@@ -275,9 +280,15 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--epochs", "--niter", type=positive_int, default=d.epochs,
                        help="maximum number of epochs (early stopping usually ends training sooner)")
     group.add_argument("--patience", "--earlystop_epoch", type=positive_int, default=d.patience,
-                       help="epochs without validation-accuracy gain before the LR is divided by 10")
+                       help="epochs without a gain of the --select_on metric before the LR is divided by 10")
+    group.add_argument("--lr_schedule", choices=LR_SCHEDULES, default=d.lr_schedule,
+                       help="plateau = the paper's early stopping; cosine = half a cosine from --lr over --epochs, "
+                       "every epoch run")
+    group.add_argument("--select_on", choices=WATCHED, default=d.select_on,
+                       help="validation metric that early stopping watches and best.pth follows: acc (at 0.5, the "
+                       "paper's), ap or loss; last: best.pth is the last epoch (with a fixed-length schedule)")
     group.add_argument("--delr_freq", type=nonneg_int, default=d.delr_freq,
-                       help="0 = the paper's early stopping; N = NPR's schedule: LR x --lr_decay every N epochs, "
+                       help="0 = --lr_schedule; N = NPR's schedule: LR x --lr_decay every N epochs, "
                        "every epoch run")
     group.add_argument("--lr_decay", type=probability, default=d.lr_decay, help="LR factor of --delr_freq")
     group.add_argument("--seed", type=nonneg_int, default=d.seed,
@@ -321,7 +332,8 @@ def _add_model(parser: argparse.ArgumentParser, *flags: str, default: Path | Non
     group = parser.add_argument_group("model")
     group.add_argument(*flags, "--model_path", type=model_path, default=default,
                        help="checkpoint: the authors' release, a training checkpoint or a bare state dict; "
-                       f"{' or '.join(RELEASED)} name a released model in weights/{default_help}")
+                       f"{' or '.join(RELEASED)} name a released model in weights/, a training run's folder its "
+                       f"best.pth{default_help}")
     group.add_argument("--arch", type=arch_name, default=None,
                        help="backbone (default: the one saved in the checkpoint, NPR for NPR's keys, else resnet50)")
     return group

@@ -139,9 +139,12 @@ def test_eval_scores_the_good_and_lists_the_bad(hostile, tmp_path, capsys, crop,
     assert (int(summary["n_real"]), int(summary["n_fake"]), int(summary["n_skipped"])) == (8, 8, len(bad))
     assert f"{len(bad)} unreadable skipped" in out
 
-    # The same command again must not replace these results silently.
-    code, _, err = run_main(eval_script.main, argv, capsys)
-    assert code == 2 and "already holds results" in err and "--overwrite" in err and "--name or --results_dir" in err
+    assert f"results: {tmp_path / 'tiny'}" in out
+    # The same command again must not replace these results: it writes beside them, and says where.
+    code, out, _ = run_main(eval_script.main, argv, capsys)
+    assert code == 0 and f"writing to {tmp_path / 'tiny_2'}" in out and f"results: {tmp_path / 'tiny_2'}" in out
+    assert _read(tmp_path / "tiny_2" / "scores.csv") == _read(tmp_path / "tiny" / "scores.csv")
+    assert json.loads((tmp_path / "tiny_2" / "opt.json").read_text())["name"] == "tiny_2"
     code, _, err = run_main(eval_script.main, [*argv, "--overwrite", "--strict"], capsys)
     assert code == 2 and err.count("\n") == 1 and f"{len(bad)} images could not be read" in err
     assert (tmp_path / "tiny" / "skipped.csv").is_file()

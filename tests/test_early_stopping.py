@@ -1,6 +1,8 @@
+import math
+
 import pytest
 
-from engine.early_stopping import EarlyStopping
+from engine.early_stopping import CosineDecay, EarlyStopping
 
 
 def run(accs, patience=2, lr=1e-4):
@@ -24,7 +26,7 @@ def test_improvement_needs_min_delta_then_drops_and_stops():
     assert actions == ["continue", "continue", "drop", "continue", "continue", "drop", "continue", "continue",
                        "stop"]
     assert lrs[2] == pytest.approx(1e-5) and lrs[5] == pytest.approx(1e-6) and lrs[8] == pytest.approx(1e-6)
-    assert stopper.best_epoch == 7 and stopper.best_acc == 0.95  # the global best, in the last phase
+    assert stopper.best_epoch == 7 and stopper.best == 0.95  # the global best, in the last phase
 
 
 def test_global_best_survives_an_lr_drop():
@@ -52,3 +54,18 @@ def test_state_round_trip():
     copy = EarlyStopping()
     copy.load_state_dict(stopper.state_dict())
     assert copy == stopper
+
+
+def test_cosine_runs_every_epoch_and_tracks_the_watched_value():
+    schedule = CosineDecay(base_lr=1e-3, epochs=4)
+    steps = [schedule.step(epoch, value, 1e-3) for epoch, value in enumerate([0.2, 0.9, 0.5, 0.6], start=1)]
+    assert [action for action, _, _ in steps] == ["continue", "continue", "continue", "stop"]
+    assert [lr for _, _, lr in steps[:3]] == pytest.approx([1e-3 * (1 + math.cos(math.pi * k / 4)) / 2
+                                                            for k in (1, 2, 3)])
+    assert [best for _, best, _ in steps] == [True, True, False, False] and schedule.best_epoch == 2
+
+
+def test_checkpoints_from_before_the_watched_metric_load():
+    stopper = EarlyStopping()
+    stopper.load_state_dict({"best_acc": 0.75, "best_epoch": 3, "phase_best": 0.75, "bad_epochs": 1, "drops": 0})
+    assert (stopper.best, stopper.best_epoch, stopper.bad_epochs) == (0.75, 3, 1)

@@ -233,6 +233,8 @@ def test_a_checkpoint_carries_its_test_protocol(bench, tmp_path, capsys):
     image = bench / "test" / "mixed" / "0_real" / "0.png"
     demo.main(["-f", str(image), "-m", str(checkpoint)])
     assert "test protocol: no resize, whole image (recorded in the checkpoint)" in capsys.readouterr().out
+    demo.main(["-f", str(image), "-m", str(checkpoint.parent)])  # a run folder means its best.pth
+    assert "(recorded in the checkpoint)" in capsys.readouterr().out
     demo.main(["-f", str(image), "-m", str(checkpoint), "-c", "16"])
     assert "center crop 16 (set by the flags)" in capsys.readouterr().out
 
@@ -245,6 +247,15 @@ def test_released_weights_keep_the_paper_protocol_and_small_images_are_flagged(b
            "--no_crop scores whole images" in out
     run_eval(bench, tmp_path / "b", "--sets", "biggan", "--crop_size", "32")
     assert "note:" not in capsys.readouterr().out
+    run_eval(bench, tmp_path / "c", "--sets", "biggan", "--no_crop")  # 32 px whole: as small as it may be
+    assert "note:" not in capsys.readouterr().out
+
+
+def test_a_whole_image_smaller_than_the_network_stride_gets_a_note(bench, tmp_path, capsys):
+    Image.new("RGB", (1, 1), "gray").save(tmp_path / "dot.png")
+    demo.main(["-f", str(tmp_path / "dot.png"), "-m", str(bench / "tiny.pth"), "--no_crop"])
+    assert "note: 1 of 1 images looked at in " + str(tmp_path / "dot.png") + " have a side under 32 px; whole, " \
+           "they are smaller than one cell of the network's coarsest features" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("kind", ["text", "png", "folder", "missing_release"])
@@ -257,9 +268,10 @@ def test_checkpoint_errors_say_what_the_file_is(bench, tmp_path, capsys, monkeyp
         path = tmp_path / "model.pth"
         shutil.copy(bench / "test" / "mixed" / "0_real" / "0.png", path)
         message = f"{path}: not a checkpoint (it holds a PNG image;"
-    elif kind == "folder":
+    elif kind == "folder":  # a run that has not finished an epoch: a run folder means its best.pth, here absent
         path = _run_checkpoint(tmp_path, None).parent
-        message = f"{path}: a folder, not a checkpoint file; pass {path / 'best.pth'}"
+        (path / "best.pth").rename(path / "latest.pth")
+        message = f"{path}: a folder, not a checkpoint file; pass {path / 'latest.pth'}"
     else:
         _run_checkpoint(tmp_path, None)
         path = Path("weights/blur_jpg_prob0.5.pth")

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from util.metrics import accuracy, average_precision, binary_metrics, calibrate_threshold, roc_auc
+from util.metrics import accuracy, average_precision, binary_metrics, calibrate_threshold, log_loss, roc_auc
 
 
 def test_average_precision_with_ties_by_hand():
@@ -74,3 +74,18 @@ def test_ap_and_auc_equal_scikit_learn(ties):
             probs = np.round(probs * rng.integers(2, 8)) / 8
         assert average_precision(labels, probs) == pytest.approx(average_precision_score(labels, probs), abs=1e-12)
         assert roc_auc(labels, probs) == pytest.approx(roc_auc_score(labels, probs), abs=1e-12)
+
+
+def test_log_loss_is_the_training_loss_and_stays_finite():
+    labels, logits = np.array([0, 1, 1, 0]), np.array([-2.0, 0.5, 3.0, 1.0])
+    expected = torch_bce(labels, logits)
+    assert log_loss(labels, logits) == pytest.approx(expected, rel=1e-12)
+    assert log_loss([1, 0], [1000.0, -1000.0]) == 0.0 and log_loss([0], [1000.0]) == pytest.approx(1000.0)
+    assert math.isnan(log_loss([], []))
+
+
+def torch_bce(labels: np.ndarray, logits: np.ndarray) -> float:
+    import torch
+
+    return torch.nn.functional.binary_cross_entropy_with_logits(torch.tensor(logits, dtype=torch.float64),
+                                                                torch.tensor(labels, dtype=torch.float64)).item()

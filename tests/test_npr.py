@@ -105,7 +105,9 @@ def test_recipe_npr_fills_its_defaults_and_explicit_flags_win():
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--arch", "npr"], "--arch npr is trained from scratch: add --no_pretrained"),
+    (["--arch", "npr"], "--arch npr is trained from scratch: add --no_pretrained (or use --recipe npr)"),
+    (["--recipe", "npr", "--pretrained_path", "w.pth"],
+     "--arch npr is trained from scratch: no ImageNet weights apply to it; leave out --pretrained_path"),
     (["--recipe", "npr", "--init_gain", "0.1"], "--init_gain has no effect with --arch npr"),
     (["--recipe", "npr", "--delr_freq", "5", "--patience", "3"], "--patience has no effect with --delr_freq"),
     (["--lr_decay", "0.5"], "--lr_decay has no effect with no --delr_freq"),

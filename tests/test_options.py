@@ -89,6 +89,10 @@ def test_authors_aliases_and_single_values():
         (["--no_resize", "--load_size", "300"], "--load_size has no effect with --no_resize"),
         (["--no_resize", "--rz_interp", "bicubic"], "--rz_interp has no effect with --no_resize"),
         (["--protocol", "4class", "--classes", "car"], "--protocol and --classes exclude each other"),
+        (["--select_on", "last"], "--select_on last never plateaus; use it with --lr_schedule cosine or --delr_freq"),
+        (["--lr_schedule", "cosine", "--patience", "3"], "--patience has no effect with --lr_schedule cosine"),
+        (["--lr_schedule", "cosine", "--delr_freq", "5"], "--lr_schedule cosine has no effect with --delr_freq"),
+        (["--crop_grid", "0"], "'0' is not a positive integer"),
     ],
 )
 def test_bad_train_values_are_errors_that_say_why(argv, message, capsys):

@@ -13,6 +13,7 @@ from data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     AugmentParams,
+    _offset,
     apply_train_params,
     center_crop,
     crop,
@@ -159,6 +160,19 @@ def test_sampled_params_respect_ranges():
     assert {p.jpeg[0] for p in draws if p.jpeg} == {"cv2", "pil"}
     assert {p.interpolation for p in draws} == {"bilinear", "lanczos"}
     assert {p.crop_top for p in draws} == set(range(0, 9)) and {p.crop_left for p in draws} == set(range(0, 25))
+
+
+def test_crop_grid_keeps_crops_in_phase_and_grid_one_draws_as_before():
+    cfg = AugmentConfig(load_size=40, crop_size=32, resize=False, crop_grid=4)
+    draws = [sample_train_params(np.random.default_rng(i), cfg, 64, 48) for i in range(400)]
+    assert {p.crop_top for p in draws} == {0, 4, 8, 12, 16} and {p.crop_left for p in draws} == set(range(0, 33, 4))
+    small = [sample_train_params(np.random.default_rng(i), cfg, 20, 20) for i in range(200)]  # zero-padded crops
+    assert {p.crop_top for p in small} == {-12, -8, -4, 0}
+    for length, size in ((64, 32), (20, 32), (32, 32)):  # grid 1 draws what the plain crop always drew
+        rng, reference = np.random.default_rng(length), np.random.default_rng(length)
+        lo, hi = min(0, length - size), max(0, length - size)
+        assert [_offset(rng, length, size) for _ in range(20)] == [int(reference.integers(lo, hi + 1))
+                                                                   for _ in range(20)]
 
 
 @pytest.mark.parametrize("p", [0.0, 0.1, 0.5, 1.0])

@@ -47,6 +47,16 @@ def roc_auc(labels: np.ndarray, probs: np.ndarray) -> float:
     return float((midranks[inverse][fake].sum() - n_fake * (n_fake + 1) / 2) / (n_fake * n_real))
 
 
+def log_loss(labels: np.ndarray, logits: np.ndarray) -> float:
+    """Mean binary cross-entropy of the logits (the training loss), computed stably in float64; nan if empty."""
+    labels, logits = np.asarray(labels, dtype=np.float64), np.asarray(logits, dtype=np.float64)
+    if labels.size == 0:
+        return math.nan
+    # -log sigmoid(z) for fakes, -log(1 - sigmoid(z)) for reals: softplus(-z) and softplus(z).
+    signed = np.where(labels == 1, -logits, logits)
+    return float(np.mean(np.logaddexp(0.0, signed)))
+
+
 def binary_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
     """AP, accuracy, accuracy on reals and on fakes (the paper's tables), and ROC AUC."""
     labels, probs = np.asarray(labels), np.asarray(probs)

@@ -53,6 +53,16 @@ class CsvStream:
         self.close()
 
 
+def unused_folder(folder: Path, patterns: Sequence[str]) -> Path:
+    """``folder`` when it holds none of a run's files (``patterns``), else the first of ``folder_2``,
+    ``folder_3``, ... that holds none."""
+    candidate, number = folder, 1
+    while any(next(candidate.glob(pattern), None) for pattern in patterns):
+        number += 1
+        candidate = folder.with_name(f"{folder.name}_{number}")
+    return candidate
+
+
 def claim_folder(folder: Path, patterns: Sequence[str], overwrite: bool, elsewhere: str) -> None:
     """Make ``folder`` ready for a run's files (``patterns``): files an earlier run left there are an error, unless
     ``overwrite``, which deletes those files (and nothing else) first. ``elsewhere`` names the flags that choose
