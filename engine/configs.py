@@ -217,7 +217,8 @@ class TrainConfig(Runtime):
     lr: float = 1e-4
     beta1: float = 0.9
     epochs: int = 10000
-    """At most this many epochs; early stopping usually ends training sooner."""
+    """At most this many epochs (the plateau schedule usually ends training sooner); a fixed-length schedule's
+    length."""
     patience: int = 5
     """Epochs without a gain of the watched metric before the LR is divided by 10."""
     delr_freq: int = 0
@@ -281,6 +282,7 @@ class TrainConfig(Runtime):
                    ("--init_gain", f"--arch {self.arch}",
                     self.arch in FROM_SCRATCH and self.init_gain != defaults.init_gain),
                    ("--square_resize", "--no_resize", self.no_resize and self.square_resize),
+                   ("--crop_grid", "--no_crop", self.no_crop and self.crop_grid != defaults.crop_grid),
                    ("--patience", "--delr_freq", self.delr_freq > 0 and self.patience != defaults.patience),
                    ("--patience", "--lr_schedule cosine",
                     self.lr_schedule == "cosine" and self.patience != defaults.patience),

@@ -90,6 +90,11 @@ class CosineDecay(_Schedule):
     base_lr: float = 1e-4
     epochs: int = 30
 
+    def state_dict(self) -> dict[str, float | int | None]:
+        """The tracked best only: the LR curve comes from the run's options, so a resume with more --epochs
+        follows the longer curve."""
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
     def step(self, epoch: int, value: float, lr: float) -> tuple[Action, bool, float]:
         """As EarlyStopping.step; "stop" after the last epoch."""
         is_best = self._track(epoch, value)

@@ -344,11 +344,14 @@ def evaluate(cfg: EvalConfig) -> list[dict[str, Any]]:
 
 def _interrupted_message(cfg: EvalConfig) -> str:
     out_dir = cfg.out_dir
+    # The same command may write beside its earlier results (<name>_2): naming the folder sends the rerun there.
+    here = f"--name {out_dir.name}"
     if cfg.sweep is not None:
         return (f"interrupted: {out_dir / f'sweep_{cfg.sweep[0]}_scores.csv'} holds the scores computed so far; the "
-                f"sweep tables and plot were not written. Run the command again with --overwrite to redo the sweep")
+                f"sweep tables and plot were not written. Run the command again with {here} --overwrite to redo the "
+                f"sweep")
     progress = out_dir / "progress.json"
     finished = json.loads(progress.read_text())["finished"] if progress.is_file() else []
     sets = ", ".join(finished) if finished else "none"
     return (f"interrupted: {out_dir / 'scores.csv'} holds the finished sets ({sets}); summary.csv and summary.md "
-            f"were not written. Run the same command with --resume to score the remaining sets")
+            f"were not written. Run the same command with {here} --resume to score the remaining sets")

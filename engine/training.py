@@ -2,7 +2,8 @@
 
 A run folder ``<checkpoints_dir>/<name>/`` holds ``opt.json`` (and ``opt_resume_step<N>.json`` for each resume),
 ``metrics.jsonl``, TensorBoard events and the checkpoints ``latest.pth`` (every ``--save_latest_freq`` steps, every
-epoch and on Ctrl-C), ``best.pth`` (global best validation accuracy over all LR phases) and ``epoch_<k>.pth``
+epoch and on Ctrl-C), ``best.pth`` (global best of the ``--select_on`` metric, validation accuracy by default, over
+all LR phases) and ``epoch_<k>.pth``
 (every ``--save_epoch_freq`` epochs), plus ``skipped.csv`` when some images could not be read (they are left out,
 up to ``--max_bad_fraction`` per split).
 """
@@ -225,6 +226,11 @@ def _train(cfg: TrainConfig, process: distributed.Process, device: torch.device)
     resume, resume_path = None, run_dir / _checkpoint_name(cfg.epoch)
     if cfg.continue_train:
         resume = load_checkpoint(resume_path)
+        saved = {**config_dict(TrainConfig()), **resume.get("options", {})}
+        changed = [k for k in ("lr_schedule", "select_on", "delr_freq") if saved[k] != getattr(cfg, k)]
+        if changed:
+            raise UserError(f"{resume_path} was trained with other {', '.join('--' + k for k in changed)}; a resume "
+                            f"keeps the schedule and what it watches (start a new run to change them)")
     elif (run_dir / "latest.pth").exists():
         raise UserError(f"{run_dir} already holds a run: pass --continue_train to resume it, or pick another --name")
     if process.is_main:

@@ -278,7 +278,8 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--lr", type=positive_float, default=d.lr, help="initial learning rate")
     group.add_argument("--beta1", type=probability, default=d.beta1, help="Adam beta1 (beta2 is 0.999)")
     group.add_argument("--epochs", "--niter", type=positive_int, default=d.epochs,
-                       help="maximum number of epochs (early stopping usually ends training sooner)")
+                       help="maximum number of epochs (early stopping usually ends training sooner); the length of "
+                       "--lr_schedule cosine")
     group.add_argument("--patience", "--earlystop_epoch", type=positive_int, default=d.patience,
                        help="epochs without a gain of the --select_on metric before the LR is divided by 10")
     group.add_argument("--lr_schedule", choices=LR_SCHEDULES, default=d.lr_schedule,

@@ -298,7 +298,7 @@ def test_ctrl_c_in_eval_leaves_valid_scores_of_the_finished_sets(tmp_path, monke
     assert code == 130 and err.split("\r")[-1].startswith("error: interrupted:")  # after the progress bar
     out = tmp_path / "r" / "tiny"
     assert f"{out / 'scores.csv'} holds the finished sets (first); summary.csv and summary.md were not written. " \
-           "Run the same command with --resume" in err
+           "Run the same command with --name tiny --resume" in err
     assert not (out / "summary.csv").exists()
     rows = _read(out / "scores.csv")
     assert [r["set"] for r in rows] == ["first"] * 4 and all(r["prob"] for r in rows)

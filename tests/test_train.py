@@ -78,6 +78,16 @@ def test_resume_at_epoch_end_and_after_a_kill_is_exact(small_set, tmp_path, monk
     _assert_same(straight, _weights(ck / "killed" / "latest.pth"))
 
 
+def test_cosine_keeps_the_last_epoch_and_a_resume_cannot_change_the_schedule(small_set, tmp_path, capsys):
+    main(tiny_args(small_set, tmp_path, "cos", "--epochs", "3", "--lr_schedule", "cosine", "--select_on", "last"))
+    best = load_checkpoint(tmp_path / "cos" / "best.pth")
+    assert best["progress"]["epochs_done"] == 3  # --select_on last: best.pth is the last epoch
+    assert best["early_stopping"] == {"best": 3.0, "best_epoch": 3}  # the LR curve comes from the options
+    with pytest.raises(SystemExit) as exc:
+        main(tiny_args(small_set, tmp_path, "cos", "--epochs", "4", "--continue_train"))
+    assert exc.value.code == 2 and "was trained with other --lr_schedule, --select_on" in capsys.readouterr().err
+
+
 def test_existing_run_needs_continue_train(small_set, tmp_path, capsys):
     main(tiny_args(small_set, tmp_path, "once", "--epochs", "1"))
     with pytest.raises(SystemExit) as exc:
