@@ -188,6 +188,12 @@ def _datasets(cfg: TrainConfig) -> tuple[ImageDataset, ImageDataset]:
 _RUNTIME_FIELDS = ("device", "num_workers", "debug", "max_bad_fraction")
 
 
+def _saved_options(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The options a checkpoint was trained with; a setting added since it was saved counts as its default, which
+    keeps the earlier behaviour."""
+    return {**config_dict(TrainConfig()), **checkpoint.get("options", {})}
+
+
 def completed_run(cfg: TrainConfig) -> bool:
     """Whether ``cfg``'s run folder holds a run trained to its end with this very recipe (runtime aside)."""
     latest = cfg.run_dir / "latest.pth"
@@ -195,9 +201,7 @@ def completed_run(cfg: TrainConfig) -> bool:
         return False
     checkpoint = load_checkpoint(latest)
     recipe = {k: v for k, v in config_dict(cfg).items() if k not in _RUNTIME_FIELDS}
-    # A setting added since the run was saved counts as its default, which keeps the earlier behaviour.
-    saved = {**config_dict(TrainConfig()), **checkpoint["options"]}
-    saved = {k: v for k, v in saved.items() if k not in _RUNTIME_FIELDS}
+    saved = {k: v for k, v in _saved_options(checkpoint).items() if k not in _RUNTIME_FIELDS}
     progress = checkpoint["progress"]
     return saved == recipe and (progress["finished"] or progress["epochs_done"] >= cfg.epochs)
 
@@ -226,7 +230,7 @@ def _train(cfg: TrainConfig, process: distributed.Process, device: torch.device)
     resume, resume_path = None, run_dir / _checkpoint_name(cfg.epoch)
     if cfg.continue_train:
         resume = load_checkpoint(resume_path)
-        saved = {**config_dict(TrainConfig()), **resume.get("options", {})}
+        saved = _saved_options(resume)
         changed = [k for k in ("lr_schedule", "select_on", "delr_freq") if saved[k] != getattr(cfg, k)]
         if changed:
             raise UserError(f"{resume_path} was trained with other {', '.join('--' + k for k in changed)}; a resume "
