@@ -354,12 +354,14 @@ class SizeGroupedBatches(Sampler[list[int]]):
     """Batches of indices whose images share a size, so whole images of mixed sizes batch without padding.
 
     Groups keep the order in which their first image appears, and indices stay in order within a group.
+    ``parts``: each index's part (a test set, numbered in order); a batch never mixes two.
     """
 
-    def __init__(self, sizes: Sequence[tuple[int, int]], batch_size: int) -> None:
-        groups: dict[tuple[int, int], list[int]] = {}
+    def __init__(self, sizes: Sequence[tuple[int, int]], batch_size: int,
+                 parts: Sequence[int] | None = None) -> None:
+        groups: dict[tuple[int, int, int], list[int]] = {}
         for index, size in enumerate(sizes):
-            groups.setdefault(size, []).append(index)
+            groups.setdefault((0 if parts is None else parts[index], *size), []).append(index)
         self.batches = [members[k : k + batch_size] for members in groups.values()
                         for k in range(0, len(members), batch_size)]
 

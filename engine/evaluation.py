@@ -20,12 +20,13 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from data import (
     PROTOCOLS,
@@ -38,7 +39,7 @@ from data import (
 from data.datasets import left_out_note, walk_files
 from data.suites import SUITES, find_suite_sets
 from engine.configs import EvalConfig, TestProtocol, resolve_workers
-from engine.inference import Detector, Scored, load_detector, score_samples, set_precision, size_notes
+from engine.inference import Detector, Scored, load_detector, score_sets, set_precision, size_notes
 from util.distributed import resolve_device
 from util.errors import Interrupted, UserError
 from util.metrics import accuracy, binary_metrics, calibrate_threshold
@@ -124,23 +125,29 @@ class Evaluator:
         self.out_dir = cfg.out_dir
         self.unreadable: set[str] = set()  # their paths, each once however often it was tried
 
-    def score(self, name: str, samples: list[Sample], perturbation: Perturbation, threshold: float | None = None,
-              in_sample: str | None = None) -> tuple[Scored, dict[str, Any]]:
-        """Scores of one set and its summary row (printed as the set finishes); unreadable images are logged."""
+    def score(self, sets: list[tuple[str, list[Sample]]], perturbation: Perturbation, threshold: float | None = None,
+              in_sample: str | None = None) -> Iterator[tuple[Scored, dict[str, Any]]]:
+        """Scores of each set and its summary row, as each finishes (its line printed then); unreadable images are
+        logged."""
         cfg = self.cfg
+        for name, samples in sets:
+            for note in size_notes(name, samples, self.protocol, self.detector.arch):
+                print(note)
         start = time.perf_counter()
-        for note in size_notes(name, samples, self.protocol, self.detector.arch):
-            print(note)
-        scored, skipped = score_samples(self.detector.model, samples, self.protocol.transform(perturbation),
-                                        batch_size=cfg.batch_size, device=self.device, amp=cfg.amp, desc=name,
-                                        num_workers=resolve_workers(cfg.num_workers, self.device))
-        self.skipped.write({"set": name, "path": s.path, "label": s.label, "reason": reason} for s, reason in skipped)
-        self.unreadable.update(s.path for s, _ in skipped)
-        row = set_row(scored, threshold=threshold, in_sample=in_sample, n_skipped=len(skipped))
-        note = f", {len(skipped)} unreadable skipped (skipped.csv)" if skipped else ""
-        print(f"{name}: {len(scored.samples)} images, AP {100 * row['ap']:.1f}, acc {100 * row['acc']:.1f} "
-              f"({len(samples) / (time.perf_counter() - start):.1f} images/s{note})", flush=True)
-        return scored, row
+        for (name, samples), (scored, skipped) in zip(sets, score_sets(
+                self.detector.model, sets, self.protocol.transform(perturbation), batch_size=cfg.batch_size,
+                device=self.device, amp=cfg.amp, num_workers=resolve_workers(cfg.num_workers, self.device)),
+                strict=True):
+            self.skipped.write({"set": name, "path": s.path, "label": s.label, "reason": reason}
+                               for s, reason in skipped)
+            self.unreadable.update(s.path for s, _ in skipped)
+            row = set_row(scored, threshold=threshold, in_sample=in_sample, n_skipped=len(skipped))
+            note = f", {len(skipped)} unreadable skipped (skipped.csv)" if skipped else ""
+            now = time.perf_counter()
+            tqdm.write(f"{name}: {len(scored.samples)} images, AP {100 * row['ap']:.1f}, acc {100 * row['acc']:.1f} "
+                       f"({len(samples) / (now - start):.1f} images/s{note})")
+            start = now
+            yield scored, row
 
     def calibrate(self) -> tuple[float | None, str | None]:
         """Threshold chosen on --calibrate_on (scored without test-time perturbations: it stands for the clean
@@ -148,7 +155,7 @@ class Evaluator:
         if self.cfg.calibrate_on is None:
             return None, None
         folder = _calibration_folder(self.cfg)
-        scored, _ = self.score("calibration", scan_folder(folder), Perturbation())
+        ((scored, _),) = self.score([("calibration", scan_folder(folder))], Perturbation())
         threshold = calibrate_threshold(scored.labels, scored.probs)
         record = {"calibrate_on": str(folder), "threshold": threshold, "n_real": int((scored.labels == 0).sum()),
                   "n_fake": int((scored.labels == 1).sum()),
@@ -174,6 +181,8 @@ class Evaluator:
                     scores: CsvStream, extra: dict[str, Any]) -> list[dict[str, Any]]:
         """Score every set, streaming per-image rows (``extra`` columns first) to ``scores``; returns the summary
         rows, mean included."""
+        fresh = iter(self.score([(name, samples) for name, _, samples in self.sets if name not in self.finished],
+                                perturbation, threshold, in_sample))
         rows = []
         for name, _, samples in self.sets:
             if name in self.finished:
@@ -183,7 +192,7 @@ class Evaluator:
                 print(f"{name}: {len(scored.samples)} images, AP {100 * row['ap']:.1f}, acc {100 * row['acc']:.1f} "
                       f"(scored by the interrupted run)")
             else:
-                scored, row = self.score(name, samples, perturbation, threshold, in_sample)
+                scored, row = next(fresh)
                 scores.write({**extra, **r} for r in scored.rows())
                 if not extra:  # a plain run can be resumed after each set
                     _write_progress(self.out_dir, [*self.finished, *(r["set"] for r in rows), name])

@@ -6,7 +6,7 @@ Shared by training (validation), evaluation, the demo and the benchmark.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -80,29 +80,57 @@ class Predictions:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: DataLoader, device: torch.device, amp: str,
-            progress: bool = False, desc: str = "validate") -> Predictions:
-    """Outputs for every sample of the loader's dataset, gathered from all processes."""
+def predict_parts(model: nn.Module, loader: DataLoader, device: torch.device, amp: str, ends: Sequence[int],
+                  progress: bool = False, desc: str = "validate") -> Iterator[Predictions]:
+    """Outputs for consecutive ranges of the loader's dataset, ``[0, ends[0])``, ``[ends[0], ends[1])``, ...: each
+    range's, with indices counted from its start, as soon as the loader has moved past it, gathered from all
+    processes. The loader's batches come range by range and never straddle two, so one loader (one pool of
+    workers) serves a whole suite of test sets."""
     model.eval()
     layout = input_memory_format(model)
-    indices, labels, logits, skipped = [], [], [], []
+    start, part = 0, 0
+    indices: list[torch.Tensor] = []
+    labels: list[torch.Tensor] = []
+    logits: list[torch.Tensor] = []
+    skipped: list[tuple[int, str]] = []
+
+    def finish() -> Predictions:
+        nonlocal start, part
+        # Labels and indices stayed on the host: copying them with each batch would wait for the device each time.
+        empty = torch.empty(0, device=device)
+        kept, (labels_all, logits_all) = distributed.gather_by_index(
+            torch.cat(indices).to(device) if indices else empty, torch.cat(labels).to(device) if labels else empty,
+            torch.cat(logits) if logits else empty)
+        skipped_all = {index - start: reason for index, reason in distributed.gather_objects(skipped)}
+        if len(kept) + len(skipped_all) != ends[part] - start:
+            raise RuntimeError(f"gathered {len(kept)} + {len(skipped_all)} skipped samples of {ends[part] - start}")
+        result = Predictions(kept - start, labels_all.astype(np.int64), logits_all.astype(np.float32), skipped_all)
+        start, part = ends[part], part + 1
+        for collected in (indices, labels, logits, skipped):
+            collected.clear()
+        return result
+
     for batch in tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True):
+        first = min([*batch.indices[:1].tolist(), *(index for index, _ in batch.skipped)])
+        while first >= ends[part]:
+            yield finish()
         skipped.extend(batch.skipped)
         if len(batch.indices) == 0:
             continue
         images = normalize(batch.images.to(device, non_blocking=True), layout)
         with autocast(device, amp):
             logits.append(model(images).squeeze(1).float())
-        labels.append(batch.labels.to(device))
-        indices.append(batch.indices.to(device))
-    empty = torch.empty(0, device=device)
-    kept, (labels_all, logits_all) = distributed.gather_by_index(
-        torch.cat(indices) if indices else empty, torch.cat(labels) if labels else empty,
-        torch.cat(logits) if logits else empty)
-    skipped_all = dict(distributed.gather_objects(skipped))
-    if len(kept) + len(skipped_all) != len(loader.dataset):
-        raise RuntimeError(f"gathered {len(kept)} + {len(skipped_all)} skipped samples of {len(loader.dataset)}")
-    return Predictions(kept, labels_all.astype(np.int64), logits_all.astype(np.float32), skipped_all)
+        labels.append(batch.labels)
+        indices.append(batch.indices)
+    while part < len(ends):
+        yield finish()
+
+
+def predict(model: nn.Module, loader: DataLoader, device: torch.device, amp: str,
+            progress: bool = False, desc: str = "validate") -> Predictions:
+    """Outputs for every sample of the loader's dataset, gathered from all processes."""
+    (result,) = predict_parts(model, loader, device, amp, [len(loader.dataset)], progress, desc)
+    return result
 
 
 # The total stride of the ResNets: a whole image with a shorter side gives their last layer less than one cell.
@@ -199,39 +227,65 @@ class Scored:
 
 
 def eval_loader(samples: Sequence[Sample], transform: EvalTransform, *, batch_size: int, num_workers: int,
-                device: torch.device, sizes: Sequence[tuple[int, int]] | None = None) -> DataLoader:
+                device: torch.device, sizes: Sequence[tuple[int, int]] | None = None,
+                parts: Sequence[int] | None = None) -> DataLoader:
     """Batches of ``samples`` of equal output size: whole images of several sizes are grouped by size instead of
-    going one at a time. ``sizes``: each sample's image size, when already read (else read from the headers)."""
+    going one at a time. ``sizes``: each sample's image size, when already read (else read from the headers).
+    ``parts``: each sample's part (test set), when the samples of several follow each other; no batch mixes two."""
     if transform.crop_size is not None:
         sizes = [(transform.crop_size, transform.crop_size)] * len(samples)
     elif sizes is None:
         sizes = [image_size(sample.path) for sample in samples]
     sizes = [transform.output_size(*size) for size in sizes]
-    return DataLoader(ImageDataset(samples, transform), batch_sampler=SizeGroupedBatches(sizes, batch_size),
+    return DataLoader(ImageDataset(samples, transform), batch_sampler=SizeGroupedBatches(sizes, batch_size, parts),
                       num_workers=num_workers, collate_fn=collate, pin_memory=device.type == "cuda",
                       worker_init_fn=init_worker, prefetch_factor=4 if num_workers else None)
+
+
+def score_sets(model: nn.Module, sets: Sequence[tuple[str, Sequence[Sample]]], transform: EvalTransform, *,
+               batch_size: int, num_workers: int, device: torch.device, amp: str,
+               progress: bool = True) -> Iterator[tuple[Scored, list[tuple[Sample, str]]]]:
+    """For each named set, in order and as soon as it is done: logits of its readable samples (in order), and
+    (sample, reason) for each unreadable one. One loader, so the workers start once for all the sets."""
+    readable: list[list[Sample]] = []
+    skipped: list[list[tuple[Sample, str]]] = []
+    sizes: list[tuple[int, int]] | None = None if transform.crop_size is not None else []
+    for _, samples in sets:
+        if sizes is None:
+            readable.append(list(samples))
+            skipped.append([])
+            continue
+        readable.append([])
+        skipped.append([])
+        for sample in samples:  # batching by size reads each header first; unreadable files end here
+            try:
+                sizes.append(image_size(sample.path))
+                readable[-1].append(sample)
+            except BadImage as err:
+                skipped[-1].append((sample, err.reason))
+    everything = [sample for part in readable for sample in part]
+    ends = np.cumsum([len(part) for part in readable]).tolist()
+    parts = [k for k, part in enumerate(readable) for _ in part]
+    outputs: Iterator[Predictions] = iter(())
+    if everything:
+        loader = eval_loader(everything, transform, batch_size=batch_size, num_workers=num_workers, device=device,
+                             sizes=sizes, parts=parts)
+        names = ", ".join(name for name, _ in sets)
+        outputs = predict_parts(model, loader, device, amp, ends, progress=progress,
+                                desc=names if len(names) <= 30 else f"{len(sets)} sets")
+    for (name, _), part, unreadable in zip(sets, readable, skipped, strict=True):
+        predictions = next(outputs) if everything else None
+        logits, kept = np.empty(0, dtype=np.float32), []
+        if predictions is not None:
+            kept, logits = [part[i] for i in predictions.indices], predictions.logits
+            unreadable += [(part[i], reason) for i, reason in predictions.skipped.items()]
+        yield Scored(name, kept, logits), sorted(unreadable, key=lambda item: item[0].path)
 
 
 def score_samples(model: nn.Module, samples: Sequence[Sample], transform: EvalTransform, *, batch_size: int,
                   num_workers: int, device: torch.device, amp: str, desc: str = "score",
                   progress: bool = True) -> tuple[Scored, list[tuple[Sample, str]]]:
     """Logits of the readable samples (in order), and (sample, reason) for each unreadable one."""
-    skipped: list[tuple[Sample, str]] = []
-    readable, sizes = list(samples), None
-    if transform.crop_size is None:  # batching by size reads each header first; unreadable files end here
-        readable, sizes = [], []
-        for sample in samples:
-            try:
-                sizes.append(image_size(sample.path))
-                readable.append(sample)
-            except BadImage as err:
-                skipped.append((sample, err.reason))
-    logits = np.empty(0, dtype=np.float32)
-    kept: list[Sample] = []
-    if readable:
-        loader = eval_loader(readable, transform, batch_size=batch_size, num_workers=num_workers, device=device,
-                             sizes=sizes)
-        predictions = predict(model, loader, device, amp, progress=progress, desc=desc)
-        kept, logits = [readable[i] for i in predictions.indices], predictions.logits
-        skipped += [(readable[i], reason) for i, reason in predictions.skipped.items()]
-    return Scored(desc, kept, logits), sorted(skipped, key=lambda item: item[0].path)
+    (result,) = score_sets(model, [(desc, samples)], transform, batch_size=batch_size, num_workers=num_workers,
+                           device=device, amp=amp, progress=progress)
+    return result

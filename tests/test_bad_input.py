@@ -289,9 +289,9 @@ def test_ctrl_c_in_eval_leaves_valid_scores_of_the_finished_sets(tmp_path, monke
                 Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i}.png")
     save_checkpoint(tmp_path / "tiny.pth", {"model": build_model("resnet18", pretrained=False).state_dict(),
                                             "options": {"arch": "resnet18"}})
-    # Ctrl-C while the second set is scored.
-    monkeypatch.setattr(engine.evaluation, "score_samples",
-                        raising_on_call(engine.evaluation.score_samples, 2, KeyboardInterrupt()))
+    # Ctrl-C as the second set's scores arrive.
+    monkeypatch.setattr(engine.evaluation, "set_row", raising_on_call(engine.evaluation.set_row, 2,
+                                                                      KeyboardInterrupt()))
     code, _, err = run_main(eval_script.main, ["--dataroot", str(tmp_path / "test"), "--model_path",
                                            str(tmp_path / "tiny.pth"), "--results_dir", str(tmp_path / "r"),
                                            "--num_workers", "0", "--crop_size", "32"], capsys)

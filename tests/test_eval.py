@@ -8,12 +8,13 @@ import pytest
 import torch
 from PIL import Image
 from scipy.special import expit
+from torch.utils.data import DataLoader
 
 import demo
 import eval as eval_script
-from data import Sample
+from data import EvalTransform, Sample, scan_folder
 from engine.evaluation import mean_row, set_row
-from engine.inference import Scored
+from engine.inference import Scored, load_detector, score_samples
 from networks import build_model
 from tests.helpers import ROOT, run_main
 from util.checkpoint import save_checkpoint
@@ -88,6 +89,28 @@ def test_eval_writes_every_file_with_the_right_counts(evaluated):
     table = (evaluated / "summary.md").read_text()
     assert "| set | real | fake | AP % |" in table and "| mean | 26 | 26 |" in table
     assert "calibrated threshold" in table and "center crop 32" in table
+
+
+def test_one_loader_scores_every_set_as_if_each_were_scored_alone(bench, tmp_path, monkeypatch):
+    import engine.inference
+
+    loaders = []
+
+    class Counted(DataLoader):
+        def __init__(self, *args, **kwargs) -> None:
+            loaders.append(kwargs["num_workers"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(engine.inference, "DataLoader", Counted)
+    out = run_eval(bench, tmp_path, "--no_crop", "--num_workers", "1")  # 3 sets, whole images of several sizes
+    assert loaders == [1]  # one pool of workers for the run
+    scores = read_csv(out / "scores.csv")
+    detector = load_detector(bench / "tiny.pth", None, torch.device("cpu"))
+    for name in ("progan", "biggan", "mixed"):
+        alone, _ = score_samples(detector.model, scan_folder(bench / "test" / name), EvalTransform(crop_size=None),
+                                 batch_size=4, num_workers=0, device=torch.device("cpu"), amp="off", progress=False)
+        assert [(r["path"], np.float32(r["logit"])) for r in scores if r["set"] == name] == \
+            [(s.path, logit) for s, logit in zip(alone.samples, alone.logits, strict=True)]
 
 
 def test_threshold_is_never_chosen_on_a_test_set_it_scores(bench, tmp_path):
