@@ -8,6 +8,8 @@
 Results: <results_dir>/<checkpoint name>/{scores.csv, summary.csv, summary.md, opt.json, ...}.
 """
 
+import gc
+
 from options import parse_eval_options
 from util.errors import user_errors
 
@@ -22,3 +24,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+    gc.freeze()  # exit then skips a last sweep over every object PyTorch made (0.5-2 s)

@@ -13,6 +13,8 @@ Several GPUs (one process each; --batch_size is per process):
 Resume after a stop or a crash: the same command plus --continue_train.
 """
 
+import gc
+
 from options import parse_train_options
 from util.errors import user_errors
 
@@ -27,3 +29,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+    gc.freeze()  # exit then skips a last sweep over every object PyTorch made (0.5-2 s)

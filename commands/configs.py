@@ -63,7 +63,11 @@ class BenchmarkConfig:
     channels_last: str = "auto"
     """Model and batch layout; auto = what eval.py/train.py use (channels_last on CUDA)."""
     images: int | None = None
-    """Images per measurement (None: 128 on CPU, 4096 on CUDA); the memory check evaluates twice as many."""
+    """Distinct images generated per set (None: 128 on CPU, 4096 on CUDA); measurements cycle through them."""
+    min_seconds: float = 20.0
+    """Each measured span lasts at least this long, after warm-up and the loader's queue."""
+    e2e_images: int | None = None
+    """Images of the end-to-end train.py and eval.py runs (None: 128 on CPU, 65,536 on CUDA)."""
     image_size: int = 256
     crop_size: int = 224
     out: Path = Path("results/benchmark")
@@ -79,6 +83,8 @@ class BenchmarkConfig:
             raise ConfigError(f"--channels_last {self.channels_last}: choose one of {', '.join(CHANNELS_LAST)}")
         if self.crop_size > self.image_size:
             raise ConfigError(f"--crop_size {self.crop_size} exceeds --image_size {self.image_size}")
+        if not self.min_seconds > 0:
+            raise ConfigError(f"--min_seconds {self.min_seconds}: must be positive")
 
 
 @dataclass(frozen=True, kw_only=True)

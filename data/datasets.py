@@ -286,6 +286,10 @@ def collate(items: Sequence[Item]) -> Batch:
                  skipped=[(item[2], item[3]) for item in items if item[3] is not None])
 
 
+# Batches each loader worker keeps ready: enough to ride out a slow image, few enough to bound host memory.
+PREFETCH = 4
+
+
 def init_worker(_: int) -> None:
     """DataLoader workers parallelize over images: OpenCV's own threads in each would oversubscribe the cores."""
     cv2.setNumThreads(1)

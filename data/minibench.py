@@ -71,6 +71,8 @@ PACKAGED_SPLIT = {
     "test": ("china", "coffee", "grace_hopper", "moon"),
 }
 MAX_BASELINE_AP = 0.65
+# Recorded with the settings, so a build from an earlier builder is rebuilt: 2 trains generators on one core each.
+BUILDER_VERSION = 2
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601 weights, as PIL's convert("L")
 
 
@@ -169,23 +171,46 @@ def _to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
-def train_generator(kind: str, crops: np.ndarray, steps: int, width: int, seed: int) -> tuple[torch.nn.Module, float]:
-    """An autoencoder fitted to the crops with an L1 loss (Adam, batch 16); returns it and its last loss."""
-    torch.manual_seed(seed)
-    model = autoencoder(kind, width)
+def _fit(model: torch.nn.Module, crops: np.ndarray, steps: int, seed: int, progress: tqdm) -> float:
+    """Fit an autoencoder to the crops with an L1 loss (Adam, batch 16), on this thread's one core; its last loss."""
+    torch.set_num_threads(1)  # per thread: the pool's other threads and the caller keep their own setting
     data = _to_tensor(crops)
     rng = np.random.default_rng(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     loss = torch.tensor(math.nan)
-    for _ in tqdm(range(steps), desc=f"generator {kind}", leave=False, dynamic_ncols=True):
+    for _ in range(steps):
         batch = data[torch.from_numpy(rng.integers(len(data), size=16))]
         loss = (model(batch) - batch).abs().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
-    return model.eval(), loss.item()
+        progress.update()
+    return loss.item()
+
+
+def train_generators(jobs: list[tuple[str, np.ndarray, int]], steps: int,
+                     width: int) -> list[tuple[torch.nn.Module, float]]:
+    """Autoencoders of the given (upsampling, crops, seed) fitted to their crops; each with its last loss.
+
+    Each trains on one core, all at once in threads. A generator trained with several intra-op threads sums its
+    gradients in an order that depends on the thread count, and 300 steps amplify that into another benchmark;
+    on one core each, every machine with any core count builds the same files.
+    """
+    models = []
+    for kind, _, seed in jobs:  # one after the other: initialization draws from torch's global generator
+        torch.manual_seed(seed)
+        models.append(autoencoder(kind, width))
+    threads = torch.get_num_threads()
+    try:
+        with tqdm(total=steps * len(jobs), desc="generators", leave=False, dynamic_ncols=True) as progress, \
+                ThreadPoolExecutor(len(jobs)) as pool:
+            losses = list(pool.map(_fit, models, [crops for _, crops, _ in jobs], [steps] * len(jobs),
+                                   [seed for _, _, seed in jobs], [progress] * len(jobs)))
+    finally:
+        torch.set_num_threads(threads)  # the per-thread calls above also change what torch reports
+    return [(model.eval(), loss) for model, loss in zip(models, losses, strict=True)]
 
 
 @torch.no_grad()
@@ -301,7 +326,7 @@ def _write_set(folder: Path, real: np.ndarray, fake: np.ndarray) -> dict[str, in
 
 
 def _settings(cfg: MiniConfig) -> dict[str, Any]:
-    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+    return {**json.loads(json.dumps(dataclasses.asdict(cfg))), "builder": BUILDER_VERSION}
 
 
 def build(root: Path, cfg: MiniConfig) -> dict[str, Any]:
@@ -331,17 +356,20 @@ def build(root: Path, cfg: MiniConfig) -> dict[str, Any]:
     counts: dict[str, dict[str, int]] = {}
     generators: dict[str, dict[str, Any]] = {}
 
-    def fitted(kind: str, names: list[str], tag: int) -> torch.nn.Module:
-        rng = np.random.default_rng((cfg.seed, 1, tag))
-        crops, _ = random_crops(rng, [photos[n] for n in names], 1024, cfg.size)
-        model, loss = train_generator(kind, crops, cfg.generator_steps, cfg.generator_width, seed=cfg.seed + tag)
-        generators[kind] = {"upsampling": kind, "trained_on": names, "final_l1": round(loss, 5),
-                            "role": "train" if tag == 0 else "test"}
-        return model
-
     print(f"mini-benchmark: building {root} (seed {cfg.seed})", flush=True)
     train_photos = [n for group in split["train"] for n in group]
-    generator = fitted(cfg.train_generator, train_photos, 0)
+    kinds = (cfg.train_generator, *cfg.test_generators)
+    jobs = []
+    for tag, (kind, names) in enumerate(zip(kinds, [train_photos] + [split["test"]] * len(cfg.test_generators),
+                                            strict=True)):
+        crops, _ = random_crops(np.random.default_rng((cfg.seed, 1, tag)), [photos[n] for n in names], 1024,
+                                cfg.size)
+        jobs.append((kind, crops, cfg.seed + tag))
+        generators[kind] = {"upsampling": kind, "trained_on": names, "role": "train" if tag == 0 else "test"}
+    models = train_generators(jobs, cfg.generator_steps, cfg.generator_width)
+    for kind, (_, loss) in zip(kinds, models, strict=True):
+        generators[kind]["final_l1"] = round(loss, 5)
+    generator = models[0][0]
     for split_index, (name, per_class) in enumerate((("train", cfg.train_per_class), ("val", cfg.val_per_class))):
         for group_index, group in enumerate(split[name]):
             rng = np.random.default_rng((cfg.seed, 2, split_index, group_index))
@@ -350,8 +378,7 @@ def build(root: Path, cfg: MiniConfig) -> dict[str, Any]:
 
     baselines = {}
     test_photos = [photos[n] for n in split["test"]]
-    for tag, kind in enumerate((cfg.train_generator, *cfg.test_generators)):
-        model = generator if tag == 0 else fitted(kind, split["test"], tag)
+    for tag, (kind, (model, _)) in enumerate(zip(kinds, models, strict=True)):
         real, fake = _matched_set(np.random.default_rng((cfg.seed, 3, tag)), test_photos, model, cfg.test_per_set,
                                   cfg)
         counts[f"test/{kind}"] = _write_set(tmp / "test" / kind, real, fake)

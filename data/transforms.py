@@ -19,7 +19,6 @@ import cv2
 import numpy as np
 import torch
 from PIL import Image
-from scipy.ndimage import gaussian_filter
 
 from data.names import INTERPOLATIONS, JPEG_METHODS
 
@@ -82,6 +81,8 @@ def gaussian_blur(arr: np.ndarray, sigma: float) -> np.ndarray:
         return arr.copy()
     kernel = gaussian_kernel(sigma)
     if len(kernel) // 2 >= min(arr.shape[:2]):  # a kernel wider than the image reflects more than once: scipy
+        from scipy.ndimage import gaussian_filter  # rare, and scipy.ndimage would add 0.3 s to every start-up
+
         out = np.empty_like(arr)
         for c in range(arr.shape[2]):
             gaussian_filter(arr[:, :, c], sigma=sigma, output=out[:, :, c])

@@ -229,6 +229,9 @@ class TrainConfig(Runtime):
     select_on: str = "acc"
     """The validation metric that early stopping watches and the best checkpoint follows (acc at 0.5, the
     paper's; ap; or loss), or last: best.pth is the last epoch's weights (with a schedule of fixed length)."""
+    swa_epochs: int = 0
+    """N > 0: the final weights are the mean of the last N epochs' (stochastic weight averaging), with BatchNorm
+    statistics recomputed over one pass of the training set; with a fixed-length schedule and ``select_on`` last."""
     # run folder and checkpoints
     name: str = "experiment_name"
     checkpoints_dir: Path = Path("./checkpoints")
@@ -266,6 +269,10 @@ class TrainConfig(Runtime):
             raise ConfigError(f"--select_on {self.select_on}: choose one of {', '.join(WATCHED)}")
         if self.select_on == "last" and self.lr_schedule == "plateau" and not self.delr_freq:
             raise ConfigError("--select_on last never plateaus; use it with --lr_schedule cosine or --delr_freq")
+        if self.swa_epochs < 0 or self.swa_epochs > self.epochs:
+            raise ConfigError(f"--swa_epochs {self.swa_epochs}: give 0 (off) to --epochs {self.epochs}")
+        if self.swa_epochs and self.select_on != "last":
+            raise ConfigError("--swa_epochs averages the last epochs into the result: use it with --select_on last")
         if self.optim not in OPTIMIZERS:
             raise ConfigError(f"--optim {self.optim}: choose one of {', '.join(OPTIMIZERS)}")
         unknown = [v for v in self.rz_interp if v not in INTERPOLATIONS]

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from data import (
+    PREFETCH,
     BadImage,
     EvalTransform,
     ImageDataset,
@@ -239,7 +240,7 @@ def eval_loader(samples: Sequence[Sample], transform: EvalTransform, *, batch_si
     sizes = [transform.output_size(*size) for size in sizes]
     return DataLoader(ImageDataset(samples, transform), batch_sampler=SizeGroupedBatches(sizes, batch_size, parts),
                       num_workers=num_workers, collate_fn=collate, pin_memory=device.type == "cuda",
-                      worker_init_fn=init_worker, prefetch_factor=4 if num_workers else None)
+                      worker_init_fn=init_worker, prefetch_factor=PREFETCH if num_workers else None)
 
 
 def score_sets(model: nn.Module, sets: Sequence[tuple[str, Sequence[Sample]]], transform: EvalTransform, *,

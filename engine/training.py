@@ -10,6 +10,7 @@ up to ``--max_bad_fraction`` per split).
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -29,6 +30,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from data import (
+    PREFETCH,
     BadImage,
     ImageDataset,
     SeededSampler,
@@ -43,6 +45,7 @@ from data import (
     scan_folder,
 )
 from data.transforms import resized_size
+from engine.averaging import WeightAverage, recompute_batchnorm
 from engine.configs import TrainConfig, resolve_workers
 from engine.early_stopping import CosineDecay, EarlyStopping, StepDecay
 from engine.inference import autocast, input_memory_format, memory_format, predict, set_precision
@@ -76,7 +79,7 @@ def make_loader(dataset: ImageDataset, sampler: SeededSampler, cfg: TrainConfig,
         pin_memory=device.type == "cuda",
         persistent_workers=workers > 0,
         worker_init_fn=init_worker,
-        prefetch_factor=4 if workers else None,
+        prefetch_factor=PREFETCH if workers else None,
         # A last batch of one image would break BatchNorm in training; the sampler reshuffles every epoch.
         drop_last=train,
     )
@@ -169,7 +172,7 @@ def _checkpoint_name(which: str) -> str:
     return f"epoch_{which}.pth" if which.isdigit() else f"{which}.pth"
 
 
-def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     if cfg.optim == "adam":
         return torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
     return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.0)
@@ -231,7 +234,7 @@ def _train(cfg: TrainConfig, process: distributed.Process, device: torch.device)
     if cfg.continue_train:
         resume = load_checkpoint(resume_path)
         saved = _saved_options(resume)
-        changed = [k for k in ("lr_schedule", "select_on", "delr_freq") if saved[k] != getattr(cfg, k)]
+        changed = [k for k in ("lr_schedule", "select_on", "delr_freq", "swa_epochs") if saved[k] != getattr(cfg, k)]
         if changed:
             raise UserError(f"{resume_path} was trained with other {', '.join('--' + k for k in changed)}; a resume "
                             f"keeps the schedule and what it watches (start a new run to change them)")
@@ -266,12 +269,15 @@ def _train(cfg: TrainConfig, process: distributed.Process, device: torch.device)
     val_loader = _whole_image_loader(val_set, val_sampler, cfg, device) if cfg.test_no_crop else \
         make_loader(val_set, val_sampler, cfg, device, train=False)
 
-    optimizer = _make_optimizer(cfg, model)
+    optimizer = make_optimizer(cfg, model)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
     stopper = _schedule(cfg)
     progress = Progress()
+    average = WeightAverage(model) if cfg.swa_epochs else None
     if resume is not None:
         load_weights(model, extract_state_dict(resume), str(resume_path), cfg.arch)
+        if average is not None and "swa" in resume:
+            average.load_state_dict(resume["swa"])
         if not cfg.new_optim:
             optimizer.load_state_dict(resume["optimizer"])
             scaler.load_state_dict(resume["scaler"])
@@ -282,11 +288,11 @@ def _train(cfg: TrainConfig, process: distributed.Process, device: torch.device)
         if process.world_size > 1 else model
     run = _Run(cfg=cfg, process=process, device=device, model=net, optimizer=optimizer, scaler=scaler,
                stopper=stopper, progress=progress, log=RunLog(run_dir, process.is_main),
-               run_start_epoch=progress.epochs_done)
+               run_start_epoch=progress.epochs_done, average=average)
     try:
         while not progress.finished and progress.epochs_done < cfg.epochs:
             run.train_epoch(train_loader, batches_per_epoch)
-            run.end_epoch(val_loader)
+            run.end_epoch(val_loader, train_loader)
     except KeyboardInterrupt:
         run.save("latest.pth")
         raise Interrupted(f"interrupted at step {progress.total_steps}: {run_dir / 'latest.pth'} saved; resume "
@@ -320,6 +326,7 @@ class _Run:
     bad: dict[str, set[int]] = field(default_factory=lambda: {"train": set(), "val": set()})  # unreadable, seen
     started: float = field(default_factory=time.perf_counter)
     run_start_epoch: int = 0  # epochs done when this process started (a resume)
+    average: WeightAverage | None = None  # --swa_epochs
 
     def skip(self, split: str, dataset: ImageDataset, skipped: Sequence[tuple[int, str]], write: bool = True) -> None:
         """Remember unreadable images and log each once in ``skipped.csv`` (``write``: this process logs them)."""
@@ -362,6 +369,8 @@ class _Run:
                 "scaler": self.scaler.state_dict(), "total_steps": self.progress.total_steps,
                 "progress": vars(self.progress).copy(), "early_stopping": self.stopper.state_dict(),
                 "options": config_dict(self.cfg), "test_protocol": self.cfg.test_protocol().record(),
+                # best.pth is for use, not for resuming: it goes without the average
+                **({"swa": self.average.state_dict()} if self.average is not None and name != "best.pth" else {}),
             })
 
     def train_epoch(self, loader: DataLoader, batches_per_epoch: int) -> None:
@@ -399,7 +408,7 @@ class _Run:
                 elapsed = time.perf_counter() - window_start
                 self.log.log("train", progress.total_steps, {
                     "epoch": progress.epochs_done + 1, "loss": loss, "lr": self.optimizer.param_groups[0]["lr"],
-                    "images_per_s": window_images / max(elapsed, 1e-9)})
+                    "images": window_images, "seconds": elapsed, "images_per_s": window_images / max(elapsed, 1e-9)})
                 window_start, window_images = time.perf_counter(), 0
             if progress.total_steps % cfg.save_latest_freq == 0:
                 self.save("latest.pth")
@@ -428,9 +437,28 @@ class _Run:
         seconds = (time.perf_counter() - self.started) / done_here * (self.cfg.epochs - epoch)
         return f"; about {seconds:.0f} s left ({self.cfg.epochs - epoch} epochs)"
 
-    def end_epoch(self, val_loader: DataLoader) -> None:
-        """Validate, let early stopping set the LR (or stop), log, and write the checkpoints."""
+    def _average(self, epoch: int, train_loader: DataLoader) -> str:
+        """--swa_epochs: add this epoch's weights to the average; after the last epoch, make the average (with its
+        BatchNorm statistics) the model. What was done, for the epoch line."""
+        cfg = self.cfg
+        if self.average is None or epoch <= cfg.epochs - cfg.swa_epochs:
+            return ""
+        self.average.update(unwrap(self.model))
+        if epoch < cfg.epochs:
+            return ""
+        averaged = copy.deepcopy(unwrap(self.model))  # an interrupt meanwhile leaves the model as it was
+        self.average.copy_to(averaged)
+        train_loader.sampler.set_epoch(cfg.epochs, start=0)  # an order of its own, the same on every run
+        recompute_batchnorm(averaged, train_loader, self.device, progress=self.process.is_main)
+        unwrap(self.model).load_state_dict(averaged.state_dict())
+        return (f"weights averaged over epochs {epoch - self.average.count + 1}-{epoch}, BatchNorm statistics "
+                f"recomputed on the training set; ")
+
+    def end_epoch(self, val_loader: DataLoader, train_loader: DataLoader) -> None:
+        """Average the weights (--swa_epochs), validate, let early stopping set the LR (or stop), log, and write the
+        checkpoints."""
         progress = self.progress
+        averaged = self._average(progress.epochs_done + 1, train_loader)
         predictions = predict(self.model, val_loader, self.device, self.cfg.amp, progress=self.process.is_main)
         # Every process holds the gathered list, so one logs it and all take the same decision.
         self.skip("val", val_loader.dataset, sorted(predictions.skipped.items()), write=self.process.is_main)
@@ -449,8 +477,9 @@ class _Run:
         self.log.log("val", progress.total_steps, {"epoch": epoch, **metrics, "lr": lr, "action": action,
                                                    "best": is_best})
         if self.process.is_main:
-            print(f"epoch {epoch}: val acc {metrics['acc']:.4f} ap {metrics['ap']:.4f} loss {metrics['loss']:.4f} "
-                  f"(real {metrics['r_acc']:.4f}, fake {metrics['f_acc']:.4f}) -> {action}, lr {lr:g}"
+            print(f"epoch {epoch}: {averaged}val acc {metrics['acc']:.4f} ap {metrics['ap']:.4f} loss "
+                  f"{metrics['loss']:.4f} (real {metrics['r_acc']:.4f}, fake {metrics['f_acc']:.4f}) -> {action}, "
+                  f"lr {lr:g}"
                   + (", new best" if is_best else "") + self._time_left(epoch, action))
         self.save("latest.pth")
         if is_best:

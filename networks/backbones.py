@@ -1,6 +1,7 @@
-"""torchvision backbones with a single real/fake logit, and NPR (``build_model``).
+"""Backbones with a single real/fake logit, and NPR (``build_model``).
 
-State-dict keys are torchvision's own (``conv1.weight`` ... ``fc.weight``), so the authors' released
+The ResNets are ``networks.resnet``'s (torchvision's keys, no torchvision import); other backbones come from
+torchvision. State-dict keys are torchvision's own (``conv1.weight`` ... ``fc.weight``), so the authors' released
 ResNet-50 weights load as they are.
 """
 
@@ -10,10 +11,10 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision import models
 
 from networks import ARCHS, FROM_SCRATCH
 from networks.npr import NPR
+from networks.resnet import DEPTHS, resnet
 from util.checkpoint import extract_state_dict, load_checkpoint
 from util.errors import UserError
 
@@ -36,6 +37,8 @@ def _replace_head(model: nn.Module, init_gain: float) -> None:
 def _imagenet_state_dict(arch: str, pretrained_path: Path | None) -> dict[str, torch.Tensor]:
     if pretrained_path is not None:
         return extract_state_dict(load_checkpoint(pretrained_path))
+    from torchvision import models  # only to fetch weights: its import costs seconds
+
     # IMAGENET1K_V1 are the original torchvision weights the paper used (not the newer V2 recipe).
     weights = models.get_model_weights(arch).IMAGENET1K_V1
     try:
@@ -54,7 +57,7 @@ def build_model(
     pretrained_path: Path | None = None,
     init_gain: float = 0.02,
 ) -> nn.Module:
-    """A torchvision ``arch`` whose last layer is Linear(features, 1) initialized with std ``init_gain``.
+    """An ``arch`` whose last layer is Linear(features, 1) initialized with std ``init_gain``.
 
     ``pretrained`` loads torchvision's IMAGENET1K_V1 weights (or ``pretrained_path``) before the head is replaced.
     NPR is always built from random weights with its own initialization.
@@ -65,7 +68,12 @@ def build_model(
         if pretrained or pretrained_path is not None:
             raise UserError(f"{arch} is trained from scratch: it has no ImageNet weights (use --no_pretrained)")
         return NPR()
-    model = models.get_model(arch, weights=None)
+    if arch in DEPTHS:
+        model: nn.Module = resnet(arch)
+    else:
+        from torchvision import models
+
+        model = models.get_model(arch, weights=None)
     if pretrained or pretrained_path is not None:
         state = _imagenet_state_dict(arch, pretrained_path)
         try:

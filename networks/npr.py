@@ -15,7 +15,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torchvision.models.resnet import Bottleneck, conv1x1
+
+from networks.resnet import Bottleneck, stage
 
 # The authors scale the residual by 2/3 before the first convolution.
 RESIDUAL_SCALE = 2.0 / 3.0
@@ -39,14 +40,6 @@ def npr_residual(x: torch.Tensor) -> torch.Tensor:
     return x - F.interpolate(down, scale_factor=2.0, mode="nearest", recompute_scale_factor=True)
 
 
-def _stage(inplanes: int, planes: int, blocks: int, stride: int) -> nn.Sequential:
-    """A ResNet stage of torchvision Bottlenecks, the first one projecting the shortcut."""
-    width = planes * Bottleneck.expansion
-    downsample = nn.Sequential(conv1x1(inplanes, width, stride), nn.BatchNorm2d(width))
-    return nn.Sequential(Bottleneck(inplanes, planes, stride, downsample),
-                         *(Bottleneck(width, planes) for _ in range(blocks - 1)))
-
-
 class NPR(nn.Module):
     """One logit from the NPR of a normalized image batch (N, 3, H, W); odd sides are cropped to even."""
 
@@ -56,8 +49,8 @@ class NPR(nn.Module):
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = _stage(64, 64, blocks=3, stride=1)
-        self.layer2 = _stage(256, 128, blocks=4, stride=2)
+        self.layer1 = stage(Bottleneck, 64, 64, blocks=3, stride=1)
+        self.layer2 = stage(Bottleneck, 256, 128, blocks=4, stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc1 = nn.Linear(512, 1)  # PyTorch's default init, as the authors' (their init_gain reaches no layer)
         for m in self.modules():  # torchvision's ResNet initialization, which the authors' code repeats

@@ -288,6 +288,9 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--select_on", choices=WATCHED, default=d.select_on,
                        help="validation metric that early stopping watches and best.pth follows: acc (at 0.5, the "
                        "paper's), ap or loss; last: best.pth is the last epoch (with a fixed-length schedule)")
+    group.add_argument("--swa_epochs", type=nonneg_int, default=d.swa_epochs,
+                       help="N > 0: the final weights are the mean of the last N epochs', BatchNorm statistics "
+                       "recomputed on the training set (with --select_on last)")
     group.add_argument("--delr_freq", type=nonneg_int, default=d.delr_freq,
                        help="0 = --lr_schedule; N = NPR's schedule: LR x --lr_decay every N epochs, "
                        "every epoch run")
@@ -466,16 +469,19 @@ def quickstart_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", choices=tuple(PRESETS), default=d.size,
                         help="preset: tiny (seconds, for tests), small (fewer images and epochs) or default (the "
                         "measured run)")
-    parser.add_argument("--seed", type=nonneg_int, default=d.seed, help="seeds the benchmark and the training")
+    parser.add_argument("--seed", type=nonneg_int, default=d.seed, help="seeds the detector's training")
+    parser.add_argument("--bench_seed", type=nonneg_int, default=d.bench_seed,
+                        help="seeds the benchmark build (another value rebuilds --root)")
     parser.add_argument("--arch", type=arch_name, default=d.arch,
                         help="the detector's network (from scratch, same recipe): e.g. npr to compare with NPR")
     parser.add_argument("--real_dir", type=Path, default=d.real_dir,
                         help="your own folder of photographs instead of the packaged ones")
     parser.add_argument("--retrain", action="store_true", help="train again even if this detector exists")
     parser.add_argument("--checkpoints_dir", type=Path, default=d.checkpoints_dir,
-                        help="the detector goes to <checkpoints_dir>/quickstart_<size>_seed<seed>[_<arch>]/")
+                        help="the detector goes to <checkpoints_dir>/<run>/, where <run> is "
+                        "quickstart_<size>_seed<seed>[_bench<bench_seed>][_<arch>]")
     parser.add_argument("--results_dir", type=Path, default=d.results_dir,
-                        help="the tables go to <results_dir>/quickstart_<size>_seed<seed>[_<arch>]/")
+                        help="the tables go to <results_dir>/<run>/")
     _add_runtime(parser)
     return parser
 
@@ -575,7 +581,12 @@ def benchmark_parser() -> argparse.ArgumentParser:
     parser.add_argument("--channels_last", choices=CHANNELS_LAST, default=d.channels_last,
                         help="model and batch layout; auto = what eval.py/train.py use (channels_last on CUDA)")
     parser.add_argument("--images", type=positive_int, default=d.images,
-                        help="images per measurement (the memory check also evaluates twice as many)")
+                        help="distinct images generated per set (default: 128 on CPU, 4096 on CUDA)")
+    parser.add_argument("--min_seconds", type=positive_float, default=d.min_seconds,
+                        help="each measured span lasts at least this long, after warm-up and the loader's queue")
+    parser.add_argument("--e2e_images", type=positive_int, default=d.e2e_images,
+                        help="images of the end-to-end train.py and eval.py runs (default: 128 on CPU, 65536 on "
+                        "CUDA)")
     parser.add_argument("--image_size", type=positive_int, default=d.image_size, help="side of the generated PNGs")
     parser.add_argument("--crop_size", type=positive_int, default=d.crop_size, help="center / random crop side")
     parser.add_argument("--out", type=Path, default=d.out, help="benchmark.json and benchmark.md go here")

@@ -9,11 +9,23 @@ import numpy as np
 import pytest
 import torch
 
-from commands.benchmark import DEVICE_DEFAULTS, RATIOS, _Handover, run_benchmark, write_mixed_sizes
+from commands.benchmark import (
+    DEVICE_DEFAULTS,
+    RATIOS,
+    Measure,
+    _Handover,
+    checked,
+    planned_images,
+    queued_images,
+    run_benchmark,
+    steady_problems,
+    write_mixed_sizes,
+)
 from data import EvalTransform, scan_folder
 from engine.inference import input_memory_format, score_samples
 from networks import build_model
 from options import parse_benchmark_options
+from util.errors import UserError
 
 MEASURES = {"forward", "eval", "eval_2x_images", "no_crop_batched", "no_crop_b1", "train_step", "train"}
 
@@ -21,23 +33,72 @@ MEASURES = {"forward", "eval", "eval_2x_images", "no_crop_batched", "no_crop_b1"
 @pytest.mark.slow
 def test_benchmark_produces_every_number(tmp_path: Path):
     opt = parse_benchmark_options(["--arch", "resnet18", "--images", "8", "--batch_size", "4", "--image_size", "40",
-                                   "--crop_size", "32", "--num_workers", "0", "--devices", "cpu",
-                                   "--out", str(tmp_path)])
+                                   "--crop_size", "32", "--num_workers", "0", "--devices", "cpu", "--min_seconds",
+                                   "0.5", "--e2e_images", "8", "--out", str(tmp_path)])
     (result,) = run_benchmark(opt)
     assert set(result["measures"]) == MEASURES
     for name, measure in result["measures"].items():
-        assert measure["images_per_s"] > 0 and measure["seconds"] > 0, name
-        # Loader paths count the images after the first window (start-up); the bounds count every image.
-        total = 16 if name == "eval_2x_images" else 8
-        assert (0 < measure["images"] < total) if name.startswith(("eval", "no_crop", "train")) and \
-            name != "train_step" else measure["images"] == total, name
+        # Every span is a steady state of at least --min_seconds (no loader queue with 0 workers), and possible.
+        assert measure["valid"] and measure["problems"] == [], name
+        assert measure["seconds"] >= 0.5 and measure["images"] >= 4, name
+        assert measure["images_per_s"] == pytest.approx(measure["images"] / measure["seconds"])
+    measures = result["measures"]
+    assert measures["eval"]["images_per_s"] <= 1.03 * measures["forward"]["images_per_s"]
+    assert measures["train"]["images_per_s"] <= 1.03 * measures["train_step"]["images_per_s"]
     assert set(result["loader_ms_per_image"]) == {"train", "eval", "decode"}
     assert all(0 < ms < 1000 for ms in result["loader_ms_per_image"].values())
+    assert result["loader_ceiling"]["eval"] == pytest.approx(1000 / result["loader_ms_per_image"]["eval"])
     assert (result["batch_size"], result["images"]) == (4, 8)
     assert set(result["ratios"]) == set(RATIOS)
+    e2e = result["end_to_end"]
+    assert e2e["images"] == 8 and all(e2e[run][f"{script}_s"] > 1 for run in ("one_batch", "all")
+                                      for script in ("train_py", "eval_py"))
     saved = json.loads((tmp_path / "benchmark.json").read_text())
     assert saved["results"][0]["ratios"] == pytest.approx(result["ratios"])
-    assert "| cpu | eval / forward |" in (tmp_path / "benchmark.md").read_text()
+    table = (tmp_path / "benchmark.md").read_text()
+    assert "| cpu | eval / forward |" in table and "| cpu | eval_py | 8 |" in table
+
+
+def test_a_path_faster_than_its_bound_or_its_loader_is_refused():
+    measures = {"forward": Measure(100, 1.0, None), "eval": Measure(104, 1.0, None),
+                "train_step": Measure(50, 1.0, None), "train": Measure(51, 1.0, None)}
+    result = checked(measures, {"eval": 1000.0, "train": 40.0})
+    assert result["eval"].problems == ("faster than its bound forward (104.0 > 100.0 images/s)",)
+    assert result["train"].problems == ("faster than its loader can feed it (51.0 > 40.0 images/s)",)
+    assert result["forward"].valid and not result["eval"].valid
+    assert checked({**measures, "eval": Measure(103, 1.0, None)}, {"eval": 1000.0, "train": 60.0})["eval"].valid
+
+
+def test_a_span_must_be_long_or_cover_many_loader_queues():
+    assert steady_problems(images=50, seconds=20.0, queued=512, min_seconds=20) == ()
+    assert steady_problems(images=5120, seconds=2.0, queued=512, min_seconds=20) == ()
+    assert steady_problems(images=5000, seconds=2.0, queued=512, min_seconds=20) == (
+        "not a steady state: 5000 images in 2.0 s, under 20 s or 5120 images",)
+    assert steady_problems(images=5000, seconds=2.0, queued=0, min_seconds=20) == (
+        "not a steady state: 5000 images in 2.0 s, under 20 s",)
+    # With 16 workers the loader holds 16 x 4 batches before the model asks: data sized past that and 20 s.
+    assert queued_images(16, 64) == 4096
+    assert planned_images(rate=1000.0, queued=4096, batch_size=64, min_seconds=20) == 2 * 64 + 4096 + 24000
+
+
+def test_an_invalid_measurement_is_written_and_fails_the_run(tmp_path, monkeypatch):
+    import commands.benchmark
+
+    def fake_device(device, cfg, work):
+        measures = checked({"forward": Measure(100, 1.0, None), "eval": Measure(110, 1.0, None)},
+                           {"eval": 1000.0, "train": 1000.0})
+        return {"device": "cpu", "hardware": "test", "batch_size": 4, "num_workers": 0,
+                "loader_ms_per_image": {"train": 1.0, "eval": 1.0},
+                "measures": {k: m.record() for k, m in measures.items()}, "ratios": {},
+                "end_to_end": {"images": 8, "all": {"train_py_s": 2.0, "eval_py_s": 2.0},
+                               "one_batch": {"train_py_s": 1.0, "eval_py_s": 1.0}}}
+
+    monkeypatch.setattr(commands.benchmark, "benchmark_device", fake_device)
+    with pytest.raises(UserError, match="cpu eval not valid"):
+        run_benchmark(parse_benchmark_options(["--devices", "cpu", "--out", str(tmp_path)]))
+    saved = json.loads((tmp_path / "benchmark.json").read_text())["results"][0]["measures"]
+    assert saved["eval"]["valid"] is False and saved["forward"]["valid"] is True
+    assert saved["eval"]["problems"] == ["faster than its bound forward (110.0 > 100.0 images/s)"]
 
 
 def test_benchmark_options_are_checked(capsys):
@@ -74,14 +135,14 @@ def test_speed_settings_leave_the_scores_unchanged(tmp_path: Path):
     np.testing.assert_allclose(_scores(model.to(memory_format=torch.channels_last), samples), reference, atol=1e-5)
 
 
-def test_steady_state_drops_the_first_window():
+def test_steady_state_starts_after_warm_up_and_the_queue():
     handover = _Handover.__new__(_Handover)
     handover.times, handover.sizes = [0.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0], [4] * 10
-    # 10 batches in 5 windows: the first two batches are start-up; 8 batches of 4 from t=11 to the end at 19.
-    assert _Handover.steady(handover, 19.0) == (32, 8.0)
+    # Skipping 3 batches (warm-up and what was queued): 7 batches of 4 from t=12 to the end at 19.
+    assert _Handover.steady(handover, 19.0, 3) == (28, 7.0)
 
 
 def test_per_device_defaults():
-    assert DEVICE_DEFAULTS["cpu"] == {"batch_size": 32, "images": 128}
-    assert DEVICE_DEFAULTS["cuda"]["images"] >= 4096
+    assert DEVICE_DEFAULTS["cpu"] == {"batch_size": 32, "images": 128, "e2e_images": 128}
+    assert DEVICE_DEFAULTS["cuda"]["images"] >= 4096 and DEVICE_DEFAULTS["cuda"]["e2e_images"] == 65536
     assert parse_benchmark_options([]).batch_size is None  # resolved per device

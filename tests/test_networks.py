@@ -1,3 +1,5 @@
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 
@@ -6,6 +8,8 @@ import torch
 from torchvision import models
 
 from networks import ARCHS, FROM_SCRATCH, build_model
+from networks.resnet import resnet
+from tests.helpers import ROOT
 from util.errors import UserError
 
 
@@ -25,6 +29,31 @@ def test_resnet50_keys_match_torchvision_release_layout():
     reference = models.resnet50(num_classes=1).state_dict()
     assert list(keys) == list(reference)
     assert keys["fc.weight"].shape == (1, 2048) and keys["fc.bias"].shape == (1,)
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet34", "resnet50", "resnet101"])
+def test_our_resnets_are_torchvisions_weight_for_weight_and_output_for_output(arch):
+    torch.manual_seed(0)
+    reference = models.get_model(arch, weights=None).eval()
+    torch.manual_seed(0)
+    ours = resnet(arch).eval()
+    theirs = reference.state_dict()
+    # Same keys in the same order, and the same seeded initialization to the bit.
+    assert list(ours.state_dict()) == list(theirs)
+    assert all(torch.equal(value, theirs[key]) for key, value in ours.state_dict().items())
+    ours.load_state_dict(theirs)
+    x = torch.randn(2, 3, 64, 48)
+    with torch.no_grad():
+        assert torch.equal(ours(x), reference(x))
+
+
+def test_eval_and_demo_import_no_torchvision():
+    code = ("import sys, commands.demo, commands.app, engine.evaluation; from networks import build_model; "
+            "build_model('resnet50', pretrained=False); build_model('npr', pretrained=False); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torchvision', 'sympy') "
+            "or m.startswith('torch._dynamo')))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_pretrained_path_loads_the_backbone(tmp_path):

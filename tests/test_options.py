@@ -93,6 +93,10 @@ def test_authors_aliases_and_single_values():
         (["--lr_schedule", "cosine", "--patience", "3"], "--patience has no effect with --lr_schedule cosine"),
         (["--lr_schedule", "cosine", "--delr_freq", "5"], "--lr_schedule cosine has no effect with --delr_freq"),
         (["--crop_grid", "0"], "'0' is not a positive integer"),
+        (["--lr_schedule", "cosine", "--swa_epochs", "3"],
+         "--swa_epochs averages the last epochs into the result: use it with --select_on last"),
+        (["--lr_schedule", "cosine", "--select_on", "last", "--epochs", "4", "--swa_epochs", "5"],
+         "--swa_epochs 5: give 0 (off) to --epochs 4"),
     ],
 )
 def test_bad_train_values_are_errors_that_say_why(argv, message, capsys):

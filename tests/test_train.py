@@ -88,6 +88,36 @@ def test_cosine_keeps_the_last_epoch_and_a_resume_cannot_change_the_schedule(sma
     assert exc.value.code == 2 and "was trained with other --lr_schedule, --select_on" in capsys.readouterr().err
 
 
+def test_swa_averages_the_last_epochs_and_a_killed_run_resumes_to_the_same_weights(small_set, tmp_path, monkeypatch,
+                                                                                   capsys):
+    args = ("--epochs", "4", "--lr_schedule", "cosine", "--select_on", "last", "--swa_epochs", "2",
+            "--save_latest_freq", "3", "--save_epoch_freq", "1")
+    main(tiny_args(small_set, tmp_path, "straight", *args))
+    out = capsys.readouterr().out
+    assert "epoch 3: val acc" in out
+    assert "epoch 4: weights averaged over epochs 3-4, BatchNorm statistics recomputed on the training set; val" in out
+    run = tmp_path / "straight"
+    latest, third = load_checkpoint(run / "latest.pth"), load_checkpoint(run / "epoch_3.pth")
+    assert third["swa"]["count"] == 1 and latest["swa"]["count"] == 2 and "swa" not in load_checkpoint(
+        run / "best.pth")
+    for name, value in third["swa"]["params"].items():  # one update: the average is epoch 3's weights
+        assert torch.equal(value, third["model"][name]), name
+    for name, value in latest["swa"]["params"].items():  # the result is the average
+        assert torch.equal(value, latest["model"][name]), name
+    assert not torch.equal(latest["model"]["bn1.running_mean"], third["model"]["bn1.running_mean"])
+    _assert_same(latest["model"], _weights(run / "best.pth"))
+
+    # A kill in epoch 4 (4 steps per epoch): the resume restores the average of epoch 3 and ends where one run does.
+    real_step = engine.training.train_step
+    monkeypatch.setattr(engine.training, "train_step", raising_on_call(real_step, 14, SystemExit("killed")))
+    with pytest.raises(SystemExit):
+        main(tiny_args(small_set, tmp_path, "killed", *args))
+    monkeypatch.setattr(engine.training, "train_step", real_step)
+    assert load_checkpoint(tmp_path / "killed" / "latest.pth")["swa"]["count"] == 1
+    main(tiny_args(small_set, tmp_path, "killed", *args, "--continue_train"))
+    _assert_same(latest["model"], _weights(tmp_path / "killed" / "latest.pth"))
+
+
 def test_existing_run_needs_continue_train(small_set, tmp_path, capsys):
     main(tiny_args(small_set, tmp_path, "once", "--epochs", "1"))
     with pytest.raises(SystemExit) as exc:

@@ -1,0 +1,38 @@
+import torch
+from torch import nn
+
+from data import Batch, normalize
+from engine.averaging import WeightAverage, recompute_batchnorm
+
+
+def _batch(seed: int, size: int = 4) -> Batch:
+    images = torch.randint(0, 256, (size, 8, 8, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+    return Batch(images, torch.zeros(size, dtype=torch.int64), torch.arange(size), [])
+
+
+def test_the_average_is_the_mean_of_the_updates_and_survives_a_checkpoint():
+    torch.manual_seed(0)
+    models = [nn.Linear(3, 2) for _ in range(3)]
+    average = WeightAverage(models[0])
+    for model in models:
+        average.update(model)
+    target = nn.Linear(3, 2)
+    restored = WeightAverage(target)
+    restored.load_state_dict(average.state_dict())
+    restored.copy_to(target)
+    assert restored.count == 3
+    torch.testing.assert_close(target.weight, sum(m.weight for m in models) / 3)
+    torch.testing.assert_close(target.bias, sum(m.bias for m in models) / 3)
+
+
+def test_batchnorm_statistics_are_the_mean_over_the_pass():
+    norm = nn.BatchNorm2d(3)
+    norm.running_mean.fill_(5.0)  # whatever training left there is replaced
+    batches = [_batch(seed) for seed in range(3)] + [_batch(9, size=1)]  # one image: no statistics, skipped
+    recompute_batchnorm(norm, batches, torch.device("cpu"))
+    inputs = [normalize(b.images, torch.contiguous_format) for b in batches[:3]]
+    means = torch.stack([x.mean(dim=(0, 2, 3)) for x in inputs])
+    variances = torch.stack([x.transpose(0, 1).reshape(3, -1).var(dim=1) for x in inputs])  # unbiased, as BN keeps
+    torch.testing.assert_close(norm.running_mean, means.mean(0))
+    torch.testing.assert_close(norm.running_var, variances.mean(0))
+    assert norm.momentum == 0.1 and norm.training
