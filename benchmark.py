@@ -1,10 +1,11 @@
 """Measure throughput against its bounds: the model alone vs eval.py's and train.py's paths, on CPU and CUDA.
 
-    python benchmark.py                                   # ResNet-50, batch 32, 128 images per measurement
-    python benchmark.py --devices cuda --amp bf16 --batch_size 128 --images 4096
+    python benchmark.py                                   # ResNet-50, batch 32 on CPU, spans of at least 20 s
+    python benchmark.py --devices cuda --amp bf16 --batch_size 64
 
-Writes results/benchmark/benchmark.json and benchmark.md (images/s, peak memory, the ratios eval/forward and
-train/train_step, no-crop batched/batch 1).
+Writes results/benchmark/benchmark.json and benchmark.md (images/s over steady spans, peak memory, the ratios,
+end-to-end train.py and eval.py times); a measurement faster than its bound or its loader is marked invalid and
+makes the run exit with status 2.
 """
 
 import gc

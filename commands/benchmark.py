@@ -1,15 +1,16 @@
-"""benchmark.py: throughput of the model alone (the bound) and of eval.py's and train.py's data paths, on each
-device, with peak memory.
+"""benchmark.py: throughput of the model alone (the bounds) and of eval.py's and train.py's paths, each over a
+steady span and checked against its bound and its loader, with peak memory; and train.py and eval.py end to end.
 
-Measurements (images/s), each on freshly generated PNGs of ``image_size`` px (smooth colour fields with heavy
-noise, which decode more slowly than photographs: a conservative case for the data path):
+Measurements (images/s) on generated PNGs of ``image_size`` px (smooth colour fields with heavy noise, which decode
+more slowly than photographs: a conservative case for the data path), cycled as long as a span needs:
 
-- ``forward``: the model alone on ready tensors already on the device (the bound for evaluation);
-- ``eval``: eval.py's scoring path end to end (decode, center crop, normalize, copy, forward), on ``images`` and
-  on twice as many images, whose peak memory shows that evaluation does not grow with the dataset;
-- ``train_step``: one optimization step on ready tensors (the bound for training);
-- ``train``: train.py end to end for one epoch with the paper's Blur+JPEG (0.5) augmentation, as train.py logs it;
-- ``no_crop_batched`` / ``no_crop_b1``: whole images of four sizes, batched by size vs one at a time.
+- ``forward``: the model alone on a ready batch on the device (the bound for evaluation);
+- ``eval``: eval.py's scoring path (decode, center crop, normalize, copy, forward); ``eval_2x_images`` on twice
+  as many images, whose peak memory shows that evaluation does not grow with the dataset;
+- ``train_step``: one of train.py's optimization steps on a ready batch (the bound for training);
+- ``train``: train.py for one epoch with the paper's Blur+JPEG (0.5) augmentation, from its logging windows;
+- ``no_crop_batched`` / ``no_crop_b1``: whole images of four sizes, batched by size vs one at a time;
+- ``end_to_end``: wall-clock seconds of ``python train.py`` and ``python eval.py`` as a user runs them.
 
 Peak memory is the device's: CUDA's peak allocation, or on CPU the process's peak resident set (reset before each
 measurement; DataLoader workers are separate processes and not included).
@@ -224,18 +225,24 @@ class _Handover:
 def measure_eval(model: nn.Module, device: torch.device, samples: list[Sample], cfg: BenchmarkConfig,
                  crop_size: int | None, batch_size: int, rate: float) -> Measure:
     """eval.py's scoring path (its loader, ``predict``) over ``samples`` cycled to last at least --min_seconds at
-    ``rate``, measured after warm-up and the loader's queue."""
+    ``rate``, measured after warm-up and the loader's queue. ``rate`` is a guess where no bound holds (whole images);
+    a span that came out too short is measured again, longer."""
     workers = resolve_workers(cfg.num_workers, device)
     queued = queued_images(workers, batch_size)
-    count = planned_images(rate, queued, batch_size, cfg.min_seconds)
-    cycled = [samples[i % len(samples)] for i in range(count)]
-    loader = eval_loader(cycled, EvalTransform(crop_size=crop_size), batch_size=batch_size, device=device,
-                         num_workers=workers)
-    handover = _Handover(loader)
-    with _peak_memory(device) as peak:
-        predict(model, handover, device, cfg.amp)  # returns gathered on the host: the device is done
-        images, seconds = handover.steady(time.perf_counter(), WARMUP_BATCHES + workers * PREFETCH)
-    return Measure(images, seconds, peak[0], steady_problems(images, seconds, queued, cfg.min_seconds))
+    for _ in range(3):
+        count = planned_images(rate, queued, batch_size, cfg.min_seconds)
+        cycled = [samples[i % len(samples)] for i in range(count)]
+        loader = eval_loader(cycled, EvalTransform(crop_size=crop_size), batch_size=batch_size, device=device,
+                             num_workers=workers)
+        handover = _Handover(loader)
+        with _peak_memory(device) as peak:
+            predict(model, handover, device, cfg.amp)  # returns gathered on the host: the device is done
+            images, seconds = handover.steady(time.perf_counter(), WARMUP_BATCHES + workers * PREFETCH)
+        measure = Measure(images, seconds, peak[0], steady_problems(images, seconds, queued, cfg.min_seconds))
+        if measure.valid:
+            break
+        rate = OVERSIZE * measure.images_per_s
+    return measure
 
 
 def loader_ms_per_image(train_root: Path, eval_folder: Path, cfg: BenchmarkConfig, batch_size: int,
