@@ -21,15 +21,18 @@ from engine.inference import input_memory_format
 
 
 class WeightAverage:
-    """The running mean of a model's parameters, one update per epoch."""
+    """The running mean of a model's parameters, one update per epoch, on the model's device."""
 
     def __init__(self, model: nn.Module) -> None:
         self.count = 0
+        self.last_epoch = 0  # an epoch seen again after an interrupt is not added twice
         self.params = {name: torch.zeros_like(p, dtype=torch.float32) for name, p in model.named_parameters()}
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        self.count += 1
+    def update(self, model: nn.Module, epoch: int) -> None:
+        if epoch <= self.last_epoch:
+            return
+        self.count, self.last_epoch = self.count + 1, epoch
         for name, p in model.named_parameters():
             self.params[name].add_((p.float() - self.params[name]) / self.count)
 
@@ -39,10 +42,10 @@ class WeightAverage:
             p.copy_(self.params[name])
 
     def state_dict(self) -> dict[str, Any]:
-        return {"count": self.count, "params": self.params}
+        return {"count": self.count, "last_epoch": self.last_epoch, "params": self.params}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.count = int(state["count"])
+        self.count, self.last_epoch = int(state["count"]), int(state["last_epoch"])
         self.params = {name: value.to(self.params[name].device) for name, value in state["params"].items()}
 
 
@@ -58,12 +61,18 @@ def recompute_batchnorm(model: nn.Module, batches: Iterable[Batch], device: torc
         m.momentum = None  # a cumulative mean instead of an exponential one
     model.train()
     layout = input_memory_format(model)
+    used = 0
     for batch in tqdm(batches, desc="BatchNorm statistics", leave=False, disable=not progress, dynamic_ncols=True):
         if len(batch.indices) >= 2:
             model(normalize(batch.images.to(device, non_blocking=True), layout))
+            used += 1
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
-        if dist.is_initialized():  # every process saw as many batches: the mean of means is the mean
+    if dist.is_initialized():  # the mean over all processes' batches: each process's mean weighted by its count
+        total = torch.tensor(float(used), device=device)
+        dist.all_reduce(total)
+        for m in norms:
             for stats in (m.running_mean, m.running_var):
+                stats.mul_(used)
                 dist.all_reduce(stats)
-                stats.div_(dist.get_world_size())
+                stats.div_(total.clamp(min=1))

@@ -234,7 +234,10 @@ def _train(cfg: TrainConfig, process: distributed.Process, device: torch.device)
     if cfg.continue_train:
         resume = load_checkpoint(resume_path)
         saved = _saved_options(resume)
-        changed = [k for k in ("lr_schedule", "select_on", "delr_freq", "swa_epochs") if saved[k] != getattr(cfg, k)]
+        fixed = ("lr_schedule", "select_on", "delr_freq", "swa_epochs")
+        if cfg.lr_schedule == "cosine" or cfg.swa_epochs:  # their curve and their window follow the run's length
+            fixed += ("epochs",)
+        changed = [k for k in fixed if saved[k] != getattr(cfg, k)]
         if changed:
             raise UserError(f"{resume_path} was trained with other {', '.join('--' + k for k in changed)}; a resume "
                             f"keeps the schedule and what it watches (start a new run to change them)")
@@ -273,17 +276,21 @@ def _train(cfg: TrainConfig, process: distributed.Process, device: torch.device)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
     stopper = _schedule(cfg)
     progress = Progress()
-    average = WeightAverage(model) if cfg.swa_epochs else None
     if resume is not None:
         load_weights(model, extract_state_dict(resume), str(resume_path), cfg.arch)
-        if average is not None and "swa" in resume:
-            average.load_state_dict(resume["swa"])
         if not cfg.new_optim:
             optimizer.load_state_dict(resume["optimizer"])
             scaler.load_state_dict(resume["scaler"])
         stopper.load_state_dict(resume["early_stopping"])
         progress = Progress(**resume["progress"])
     model.to(device, memory_format=memory_format(device))
+    average = WeightAverage(model) if cfg.swa_epochs else None
+    if average is not None and resume is not None:
+        if "swa" in resume:
+            average.load_state_dict(resume["swa"])
+        elif progress.epochs_done > cfg.epochs - cfg.swa_epochs:
+            raise UserError(f"{resume_path} holds no weight average (best.pth goes without it); resume from "
+                            f"latest.pth or an epoch_<k>.pth")
     net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if process.world_size > 1 else model
     run = _Run(cfg=cfg, process=process, device=device, model=net, optimizer=optimizer, scaler=scaler,
@@ -443,7 +450,7 @@ class _Run:
         cfg = self.cfg
         if self.average is None or epoch <= cfg.epochs - cfg.swa_epochs:
             return ""
-        self.average.update(unwrap(self.model))
+        self.average.update(unwrap(self.model), epoch)
         if epoch < cfg.epochs:
             return ""
         averaged = copy.deepcopy(unwrap(self.model))  # an interrupt meanwhile leaves the model as it was

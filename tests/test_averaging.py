@@ -14,8 +14,9 @@ def test_the_average_is_the_mean_of_the_updates_and_survives_a_checkpoint():
     torch.manual_seed(0)
     models = [nn.Linear(3, 2) for _ in range(3)]
     average = WeightAverage(models[0])
-    for model in models:
-        average.update(model)
+    for epoch, model in enumerate(models, start=1):
+        average.update(model, epoch)
+    average.update(models[0], 3)  # epoch 3 again, as after an interrupt during its validation: not added twice
     target = nn.Linear(3, 2)
     restored = WeightAverage(target)
     restored.load_state_dict(average.state_dict())

@@ -34,13 +34,14 @@ MEASURES = {"forward", "eval", "eval_2x_images", "no_crop_batched", "no_crop_b1"
 def test_benchmark_produces_every_number(tmp_path: Path):
     opt = parse_benchmark_options(["--arch", "resnet18", "--images", "8", "--batch_size", "4", "--image_size", "40",
                                    "--crop_size", "32", "--num_workers", "0", "--devices", "cpu", "--min_seconds",
-                                   "0.5", "--e2e_images", "8", "--out", str(tmp_path)])
+                                   "2", "--e2e_images", "8", "--out", str(tmp_path)])
     (result,) = run_benchmark(opt)
     assert set(result["measures"]) == MEASURES
     for name, measure in result["measures"].items():
-        # Every span is a steady state of at least --min_seconds (no loader queue with 0 workers), and possible.
+        # Every span is a steady state of at least --min_seconds (no loader queue with 0 workers), and possible:
+        # spans of 2 s keep this machine's noise under the 3% a path may beat its bound by (0.5 s spans did not).
         assert measure["valid"] and measure["problems"] == [], name
-        assert measure["seconds"] >= 0.5 and measure["images"] >= 4, name
+        assert measure["seconds"] >= 2 and measure["images"] >= 4, name
         assert measure["images_per_s"] == pytest.approx(measure["images"] / measure["seconds"])
     measures = result["measures"]
     assert measures["eval"]["images_per_s"] <= 1.03 * measures["forward"]["images_per_s"]

@@ -116,6 +116,10 @@ def test_swa_averages_the_last_epochs_and_a_killed_run_resumes_to_the_same_weigh
     assert load_checkpoint(tmp_path / "killed" / "latest.pth")["swa"]["count"] == 1
     main(tiny_args(small_set, tmp_path, "killed", *args, "--continue_train"))
     _assert_same(latest["model"], _weights(tmp_path / "killed" / "latest.pth"))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:  # best.pth is for use: without the average, no resume from it
+        main(tiny_args(small_set, tmp_path, "straight", *args, "--continue_train", "--epoch", "best"))
+    assert exc.value.code == 2 and "holds no weight average (best.pth goes without it)" in capsys.readouterr().err
 
 
 def test_existing_run_needs_continue_train(small_set, tmp_path, capsys):
