@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from networks.resnet import Bottleneck, stage
+from networks.resnet import Bottleneck, initialize, stage
 
 # The authors scale the residual by 2/3 before the first convolution.
 RESIDUAL_SCALE = 2.0 / 3.0
@@ -53,12 +53,7 @@ class NPR(nn.Module):
         self.layer2 = stage(Bottleneck, 256, 128, blocks=4, stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc1 = nn.Linear(512, 1)  # PyTorch's default init, as the authors' (their init_gain reaches no layer)
-        for m in self.modules():  # torchvision's ResNet initialization, which the authors' code repeats
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        initialize(self)  # torchvision's ResNet initialization, which the authors' code repeats
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv1(npr_residual(even_crop(x)) * RESIDUAL_SCALE)

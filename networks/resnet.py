@@ -64,6 +64,16 @@ class Bottleneck(nn.Module):
         return self.relu(self.bn3(self.conv3(out)) + shortcut)
 
 
+def initialize(model: nn.Module) -> None:
+    """torchvision's ResNet initialization, in module order: He-normal convolutions (fan out), BatchNorm at 1 and 0."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
 Block = type[BasicBlock] | type[Bottleneck]
 DEPTHS: dict[str, tuple[Block, tuple[int, int, int, int]]] = {
     "resnet18": (BasicBlock, (2, 2, 2, 2)),
@@ -96,12 +106,7 @@ class ResNet(nn.Module):
             inplanes = planes * block.expansion
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(inplanes, num_classes)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        initialize(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
