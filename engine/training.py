@@ -415,7 +415,8 @@ class _Run:
                 elapsed = time.perf_counter() - window_start
                 self.log.log("train", progress.total_steps, {
                     "epoch": progress.epochs_done + 1, "loss": loss, "lr": self.optimizer.param_groups[0]["lr"],
-                    "images": window_images, "seconds": elapsed, "images_per_s": window_images / max(elapsed, 1e-9)})
+                    "images": window_images, "seconds": elapsed, "images_per_s": window_images / max(elapsed, 1e-9),
+                    "time": time.time()})
                 window_start, window_images = time.perf_counter(), 0
             if progress.total_steps % cfg.save_latest_freq == 0:
                 self.save("latest.pth")
