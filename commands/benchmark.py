@@ -233,11 +233,10 @@ class _Handover:
 
 
 def measure_eval(model: nn.Module, device: torch.device, samples: list[Sample], cfg: BenchmarkConfig,
-                 crop_size: int | None, batch_size: int, rate: float) -> Measure:
+                 crop_size: int | None, batch_size: int, rate: float, workers: int) -> Measure:
     """eval.py's scoring path (its loader, ``predict``) over ``samples`` cycled to last at least --min_seconds at
     ``rate``, measured after warm-up and the loader's queue. ``rate`` is a guess where no bound holds (whole images);
     a span that came out too short is measured again, longer."""
-    workers = resolve_workers(cfg.num_workers, device)
     queued = queued_images(workers, batch_size)
     for _ in range(3):
         count = planned_images(rate, queued, batch_size, cfg.min_seconds)
@@ -261,7 +260,7 @@ def loader_ms_per_image(train_root: Path, eval_folder: Path, cfg: BenchmarkConfi
     training items and center-cropped evaluation items, in one thread as in a worker. A GPU is fed at most
     (CPU cores) / (this) images per millisecond."""
     train_set = ImageDataset(scan_folder(train_root / "train"), TrainTransform(_train_config(train_root, cfg,
-                                                                                            batch_size).augment()))
+                                                                                            batch_size).augment))
     eval_set = ImageDataset(scan_folder(eval_folder), EvalTransform(crop_size=cfg.crop_size))
     threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)
@@ -294,7 +293,7 @@ def loader_ceilings(ms_per_image: dict[str, float], workers: int) -> dict[str, f
 
 def _train_config(root: Path, cfg: BenchmarkConfig, batch_size: int, **changes: Any) -> TrainConfig:
     """train.py with the paper's Blur+JPEG (0.5) on the generated images (their side is the load size)."""
-    return TrainConfig(
+    return TrainConfig.from_flags(
         dataroot=root, name="run", checkpoints_dir=root, arch=cfg.arch, no_pretrained=True, batch_size=batch_size,
         crop_size=cfg.crop_size, load_size=cfg.image_size, blur_prob=0.5, blur_sig=(0.0, 3.0), jpg_prob=0.5,
         jpg_method=("cv2", "pil"), jpg_qual=(30, 100), amp=cfg.amp, num_workers=cfg.num_workers, **changes)
@@ -318,11 +317,10 @@ def linked_set(source: Path, root: Path, count: int, val: int = 2) -> Path:
 
 
 def measure_train(device: torch.device, source: Path, work: Path, cfg: BenchmarkConfig, batch_size: int,
-                  rate: float) -> Measure:
+                  rate: float, workers: int) -> Measure:
     """train.py for one epoch, long enough for --min_seconds at ``rate``: images over wall seconds of its logging
     windows after warm-up and the loader's queue (validation and checkpoint writing excluded). A span that came
     out too short (the step's first measurement was slow) is measured again, longer."""
-    workers = resolve_workers(cfg.num_workers, device)
     queued = queued_images(workers, batch_size)
     for attempt in range(3):
         root = linked_set(source, work / f"attempt{attempt}", planned_images(rate, queued, batch_size,
@@ -424,18 +422,19 @@ def benchmark_device(device: torch.device, cfg: BenchmarkConfig, work: Path) -> 
     # machine only ever slows a run, and a bound taken in a slow moment would make a sound path look impossible.
     forward = note("forward", measure_forward(model, device, cfg, batch_size)).images_per_s
     eval_rate = min(forward, ceilings["eval"])
-    note("eval", measure_eval(model, device, eval_samples, cfg, cfg.crop_size, batch_size, eval_rate))
+    note("eval", measure_eval(model, device, eval_samples, cfg, cfg.crop_size, batch_size, eval_rate, workers))
     note("eval_2x_images", measure_eval(model, device, eval_samples, cfg, cfg.crop_size, batch_size,
-                                        2 * eval_rate))
+                                        2 * eval_rate, workers))
     mixed = scan_folder(work / "mixed")
-    batched = note("no_crop_batched", measure_eval(model, device, mixed, cfg, None, batch_size, eval_rate))
-    note("no_crop_b1", measure_eval(model, device, mixed, cfg, None, 1, batched.images_per_s))
+    batched = note("no_crop_batched", measure_eval(model, device, mixed, cfg, None, batch_size, eval_rate,
+                                                   workers))
+    note("no_crop_b1", measure_eval(model, device, mixed, cfg, None, 1, batched.images_per_s, workers))
     note("forward", faster(measures["forward"], measure_forward(model, device, cfg, batch_size)))
     train_cfg = _train_config(work, cfg, batch_size)
     step = note("train_step", measure_train_step(model, device, cfg, batch_size, train_cfg)).images_per_s
     if channels_last == (memory_format(device) == torch.channels_last):
         note("train", measure_train(device, train_set, work / "train", cfg, batch_size,
-                                    min(step, ceilings["train"])))
+                                    min(step, ceilings["train"]), workers))
         note("train_step", faster(measures["train_step"],
                                   measure_train_step(model, device, cfg, batch_size, train_cfg)))
     else:  # train.py lays the model out by device; another layout would measure something else

@@ -18,11 +18,12 @@ from typing import Any
 
 from commands.demo import DemoConfig, run_demo
 from data.minibench import MiniConfig, build
-from engine.configs import EvalConfig, Runtime, TrainConfig
+from engine.configs import EvalConfig, Runtime, TrainConfig, arch_name, known_arch
 from engine.evaluation import evaluate
 from engine.training import completed_run, train
-from networks import ARCHS, build_model
-from util.errors import ConfigError, UserError
+from networks import build_model
+from util.errors import UserError
+from util.fields import nonneg, option
 from util.records import command_line
 from util.report import markdown_table, write_csv
 
@@ -64,42 +65,32 @@ BLUR_JPG_PROB = 0.1  # the paper's Blur+JPEG (0.1) model
 class QuickstartConfig(Runtime):
     """One quickstart.py run. Field names are quickstart.py's flags."""
 
-    root: Path = Path("dataset/mini")
-    """Where the benchmark is built."""
-    size: str = "default"
-    """A key of PRESETS."""
-    seed: int = 0
-    """Seeds the detector's training."""
-    bench_seed: int = 0
-    """Seeds the benchmark build. Fixed by default: the benchmark is the instrument, the same files on every
-    machine, and a seed that rebuilt it would mix its sampling into the training's spread."""
-    real_dir: Path | None = None
-    """Your own folder of photographs instead of the packaged ones."""
-    retrain: bool = False
-    """Train again even if this detector exists."""
-    arch: str = "resnet18"
-    """The detector's network, trained from scratch with the same recipe whichever it is (a fair comparison)."""
-    checkpoints_dir: Path = Path("./checkpoints")
-    results_dir: Path = Path("results")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.size not in PRESETS:
-            raise ConfigError(f"--size {self.size}: choose one of {', '.join(PRESETS)}")
-        if self.arch not in ARCHS:
-            raise ConfigError(f"--arch {self.arch}: choose one of {', '.join(ARCHS)}")
+    root: Path = option(Path("dataset/mini"), "where the benchmark is built")
+    size: str = option("default", "preset: tiny (seconds, for tests), small (fewer images and epochs) or default "
+                       "(the measured run)", choices=tuple(PRESETS))
+    seed: int = option(0, "seeds the detector's training", check=nonneg)
+    # Fixed by default: the benchmark is the instrument, the same files on every machine, and a seed that rebuilt
+    # it would mix its sampling into the training's spread.
+    bench_seed: int = option(0, "seeds the benchmark build (another value rebuilds --root)", check=nonneg)
+    arch: str = option("resnet18", "the detector's network (from scratch, same recipe): e.g. npr to compare with "
+                       "NPR", parse=arch_name, check=known_arch)
+    real_dir: Path | None = option(None, "your own folder of photographs instead of the packaged ones")
+    retrain: bool = option(False, "train again even if this detector exists")
+    checkpoints_dir: Path = option(Path("./checkpoints"), "the detector goes to <checkpoints_dir>/<run>/, where "
+                                   "<run> is quickstart_<size>_seed<seed>[_bench<bench_seed>][_<arch>]")
+    results_dir: Path = option(Path("results"), "the tables go to <results_dir>/<run>/")
 
     @property
     def run_name(self) -> str:
-        bench = "" if self.bench_seed == type(self).bench_seed else f"_bench{self.bench_seed}"
-        arch = "" if self.arch == type(self).arch else f"_{self.arch}"
+        bench = f"_bench{self.bench_seed}" if self.changed("bench_seed") else ""
+        arch = f"_{self.arch}" if self.changed("arch") else ""
         return f"quickstart_{self.size}_seed{self.seed}{bench}{arch}"
 
 
 def train_config(cfg: QuickstartConfig) -> TrainConfig:
     """The detector's training run for this quickstart."""
     preset = PRESETS[cfg.size]
-    return TrainConfig(
+    return TrainConfig.from_flags(
         dataroot=cfg.root, name=cfg.run_name, checkpoints_dir=cfg.checkpoints_dir, arch=cfg.arch, no_pretrained=True,
         no_resize=True, crop_size=preset.crop_size, batch_size=preset.batch_size, lr=preset.lr, epochs=preset.epochs,
         **MINI_RECIPE, swa_epochs=preset.epochs // 2, blur_prob=BLUR_JPG_PROB, jpg_prob=BLUR_JPG_PROB,

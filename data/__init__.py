@@ -37,7 +37,7 @@ _WHERE = {
     "load_rgb": "data.datasets",
     "scan_folder": "data.datasets",
     # data.transforms
-    "AugmentConfig": "data.transforms",
+    "AugmentConfig": "data.augment",
     "EvalTransform": "data.transforms",
     "Perturbation": "data.transforms",
     "TrainTransform": "data.transforms",

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from data.augment import AugmentConfig
 from data.names import INTERPOLATIONS, JPEG_METHODS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -159,27 +160,6 @@ def normalize(batch: torch.Tensor, memory_format: torch.memory_format = torch.co
 
 
 # ------------------------------------------------------------------------------------------------- presets
-@dataclass(frozen=True)
-class AugmentConfig:
-    """What the training (and optionally validation) transform may do; built once from the options."""
-
-    load_size: int = 256
-    crop_size: int = 224
-    resize: bool = True
-    square_resize: bool = False
-    """Resize to load_size x load_size instead of the shorter side to load_size."""
-    crop: bool = True
-    crop_grid: int = 1
-    """Random crops start at multiples of this (keeps them in phase with an upsampling grid)."""
-    flip: bool = True
-    rz_interp: tuple[str, ...] = ("bilinear",)
-    blur_prob: float = 0.0
-    blur_sig: tuple[float, float] = (0.5, 0.5)
-    jpg_prob: float = 0.0
-    jpg_method: tuple[str, ...] = ("cv2",)
-    jpg_qual: tuple[int, int] = (75, 75)
-
-
 @dataclass(frozen=True)
 class AugmentParams:
     """Every random choice for one image. ``None`` means the step is skipped."""

@@ -8,54 +8,80 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from data.names import INTERPOLATIONS, JPEG_METHODS, protocol_list
+from data.augment import AugmentConfig
+from data.names import JPEG_METHODS, PROTOCOLS, protocol_list
 from data.suites import SUITES
 from networks import ARCHS, FROM_SCRATCH
+from networks.released import RELEASED, model_path
 from util.errors import ConfigError
+from util.fields import (
+    UNSET,
+    Check,
+    Options,
+    between,
+    default_of,
+    each,
+    nonempty,
+    nonneg,
+    option,
+    options_of,
+    positive,
+    probability,
+    words,
+)
 
 if TYPE_CHECKING:
     import torch
 
-    from data.transforms import AugmentConfig, EvalTransform, Perturbation
+    from data.transforms import EvalTransform, Perturbation
     from engine.inference import Detector
 
 AMP_CHOICES = ("off", "bf16", "fp16")
+MAX_AUTO_WORKERS = 16
+
+
+def _device(value: str) -> str | None:
+    if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
+        return None
+    return "choose auto, cpu, cuda or cuda:N"
+
+
+def _workers(text: str) -> int | str:
+    return "auto" if text == "auto" else int(text)
+
+
+def _workers_check(value: int | str) -> str | None:
+    return None if value == "auto" or (isinstance(value, int) and value >= 0) else "give auto or a number >= 0"
 
 
 @dataclass(frozen=True, kw_only=True)
-class Runtime:
-    """Where and how fast a command computes; never what it computes (up to float rounding)."""
+class Compute(Options):
+    """How fast a command computes; never what it computes (up to float rounding)."""
 
-    device: str = "auto"
-    """auto (cuda when available, else cpu), cpu, cuda or cuda:N; under torchrun each process takes its own GPU."""
-    amp: str = "off"
-    """Autocast precision: off, bf16 or fp16."""
-    num_workers: int | str = "auto"
-    """DataLoader worker processes (0 = load in the main process), or auto (see ``resolve_workers``)."""
-    debug: bool = False
-    """The scripts show tracebacks instead of one-line errors."""
+    amp: str = option("off", "autocast precision (fp16 training also uses a gradient scaler)", choices=AMP_CHOICES)
+    num_workers: int | str = option(
+        "auto", f"DataLoader worker processes: auto = one per available CPU (at most {MAX_AUTO_WORKERS}) on CUDA, "
+        "0 on CPU; "
+        "0 = load in the main process", parse=_workers, check=_workers_check, flags=("--num_threads",))
+    debug: bool = option(False, "show tracebacks instead of one-line errors")
 
-    def __post_init__(self) -> None:
-        check_runtime(self.amp, self.num_workers)
+
+@dataclass(frozen=True, kw_only=True)
+class Runtime(Compute):
+    """Where and how fast a command computes."""
+
+    device: str = option("auto", "auto = cuda when available, else cpu; under torchrun each process takes "
+                         "cuda:LOCAL_RANK", check=_device)
 
     @property
     def runtime(self) -> dict[str, Any]:
         """These settings alone, to pass on to the config of a command this one runs."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(Runtime)}
-
-
-def check_runtime(amp: str, num_workers: int | str) -> None:
-    if amp not in AMP_CHOICES:
-        raise ConfigError(f"--amp {amp}: choose one of {', '.join(AMP_CHOICES)}")
-    if num_workers != "auto" and (not isinstance(num_workers, int) or num_workers < 0):
-        raise ConfigError(f"--num_workers {num_workers}: give auto or a number >= 0")
-
-
-MAX_AUTO_WORKERS = 16
 
 
 def available_cpus() -> int:
@@ -138,8 +164,8 @@ LR_SCHEDULES = ("plateau", "cosine")
 # What the schedule and the best checkpoint can watch: a validation metric (loss is watched as its negative), or
 # "last", the epoch number, so that best.pth is the last epoch's weights.
 WATCHED = ("acc", "ap", "loss", "last")
-# Named training recipes: the defaults each fills (flags given on the command line win). wang2020 is the
-# defaults themselves.
+# Named training recipes: the values each sets in place of the options' defaults (wang2020 is the defaults
+# themselves). Keys are TrainConfig's and AugmentConfig's fields; what the user gives wins.
 RECIPES: dict[str, dict[str, Any]] = {
     "wang2020": {},
     # NPR's README command (--classes car,cat,chair,horse --batch_size 32 --delr_freq 10 --lr 0.0002 --niter 50)
@@ -147,171 +173,157 @@ RECIPES: dict[str, dict[str, Any]] = {
     "npr": {"arch": "npr", "no_pretrained": True, "protocol": "4class", "batch_size": 32, "lr": 2e-4, "epochs": 50,
             "delr_freq": 10, "lr_decay": 0.9, "square_resize": True, "test_no_crop": True},
 }
-# Recipe values that also give way to these flags, which ask for something else in their place: your own classes,
-# the paper's early stopping (--patience), no resize, ImageNet weights.
-_RECIPE_YIELDS = {"protocol": ("classes",), "delr_freq": ("patience",), "lr_decay": ("patience",),
-                  "square_resize": ("no_resize",), "no_pretrained": ("pretrained_path",)}
+# A flag given in place of a recipe's setting: your own classes instead of its protocol, the paper's early stopping
+# (--patience) instead of its step schedule, no resize instead of its square one, your ImageNet weights instead of
+# none. Giving the flag drops those recipe values, so the recipe never clashes with what you asked for.
+REPLACES = {"classes": ("protocol",), "patience": ("delr_freq", "lr_decay"), "no_resize": ("square_resize",),
+            "pretrained_path": ("no_pretrained",)}
+AUGMENT_FIELDS = frozenset(f.name for f in options_of(AugmentConfig))
 
 
-def apply_recipe(values: dict[str, Any], given: set[str]) -> dict[str, Any]:
-    """``values`` (train.py's options) with the fields of ``values["recipe"]`` filled in, except those in
-    ``given`` (set on the command line)."""
-    # An unknown recipe fills nothing here; TrainConfig's validation names it.
-    filled = {k: v for k, v in RECIPES.get(values["recipe"], {}).items()
-              if k not in given and not given.intersection(_RECIPE_YIELDS.get(k, ()))}
-    return values | filled
+def recipe_values(recipe: str, given: set[str]) -> dict[str, Any]:
+    """The values recipe ``recipe`` sets for the fields that are not in ``given`` (nor replaced by one that is)."""
+    if recipe not in RECIPES:
+        raise ConfigError(f"--recipe {recipe}: choose one of {', '.join(RECIPES)}")
+    dropped = given.union(*(REPLACES.get(name, ()) for name in given))
+    return {k: v for k, v in RECIPES[recipe].items() if k not in dropped}
+
+
+def _epoch(value: str) -> str | None:
+    return None if value in ("latest", "best") or value.isdigit() else "give latest, best or an epoch number"
+
+
+def known_arch(value: str) -> str | None:
+    return None if value in ARCHS else f"choose one of {', '.join(ARCHS)}"
+
+
+# The authors' option spelled `res50`; it still selects ResNet-50.
+ARCH_ALIASES = {"res50": "resnet50"}
+
+
+def arch_name(text: str) -> str:
+    return ARCH_ALIASES.get(text, text)
 
 
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig(Runtime):
-    """One training run: the paper's recipe by default. Field names are train.py's flags."""
+    """One training run: the paper's recipe by default. Field names are train.py's flags; the augmentation's flags
+    are ``augment``'s fields. ``TrainConfig(recipe="npr", lr=1e-4)`` is NPR's recipe with your LR, as on the
+    command line; ``from_flags`` takes the flags flat, as train.py does."""
 
-    recipe: str = "wang2020"
-    """The named recipe (RECIPES) whose defaults the options started from."""
+    recipe: str = option("wang2020", "named values in place of the defaults (flags you give win): wang2020 = the "
+                         "paper's (the defaults below); npr = NPR's (" + ", ".join(
+                             f"{k} {v}" for k, v in RECIPES["npr"].items()) + ")", choices=tuple(RECIPES))
     # data
-    dataroot: Path = Path("./dataset/")
-    """Holds <train_split>/<class>/{0_real,1_fake} and <val_split>/..."""
-    classes: tuple[str, ...] | None = None
-    """Classes to train on (None: every class folder found, or the protocol's)."""
-    protocol: str | None = None
-    """A named protocol (data.PROTOCOLS) that sets ``classes``."""
-    train_split: str = "train"
-    val_split: str = "val"
-    max_bad_fraction: float = 0.01
-    """Unreadable images are skipped and listed; more than this fraction of a split is an error."""
-    batch_size: int = 64
-    """Images per step, per process."""
-    serial_batches: bool = False
-    """Keep file order instead of shuffling."""
-    class_bal: bool = False
-    """Sample real and fake images with equal probability (with replacement)."""
+    dataroot: Path = option(Path("./dataset/"), "folder holding <train_split>/<class>/{0_real,1_fake} and "
+                            "<val_split>/...")
+    classes: tuple[str, ...] | None = option(None, "comma-separated classes to train on (default: every class "
+                                             "folder found)", parse=words, check=nonempty)
+    protocol: str | None = option(None, "sets --classes by name: " + "; ".join(
+        f"{k} = {p.description}" for k, p in PROTOCOLS.items()), choices=tuple(PROTOCOLS))
+    train_split: str = option("train", "sub-folder of --dataroot used for training")
+    val_split: str = option("val", "sub-folder of --dataroot used for validation")
+    max_bad_fraction: float = option(0.01, "unreadable images are skipped and listed in skipped.csv; more than "
+                                     "this fraction of a split is an error", check=probability)
+    batch_size: int = option(64, "images per step (per process)", check=positive)
+    serial_batches: bool = option(False, "keep file order instead of shuffling")
+    class_bal: bool = option(False, "sample real and fake images with equal probability (with replacement)")
     # preprocessing and augmentation
-    load_size: int = 256
-    crop_size: int = 224
-    square_resize: bool = False
-    """Resize to load_size x load_size (NPR) instead of the shorter side to load_size; such a detector is also
-    tested resized so."""
-    no_resize: bool = False
-    no_crop: bool = False
-    crop_grid: int = 1
-    """Random crops start at multiples of this."""
-    no_flip: bool = False
-    rz_interp: tuple[str, ...] = ("bilinear",)
-    blur_prob: float = 0.0
-    blur_sig: tuple[float, float] = (0.5, 0.5)
-    jpg_prob: float = 0.0
-    jpg_method: tuple[str, ...] = ("cv2",)
-    jpg_qual: tuple[int, int] = (75, 75)
-    val_perturb: bool = False
-    """Also blur/JPEG validation images as the authors' code did (fixed per image)."""
-    test_no_crop: bool = False
-    """The detector is tested, and so validated, on whole images, not center crops of ``crop_size`` (recorded in
-    its checkpoints)."""
+    augment: AugmentConfig = dataclasses.field(default=UNSET)
+    test_no_crop: bool = option(False, "the detector is tested, and so validated, on whole images rather than "
+                                "center crops of --crop_size; recorded in its checkpoints, which eval.py and demo.py "
+                                "follow")
+    val_perturb: bool = option(False, "also blur/JPEG the validation images as the authors' code did (sigma and "
+                               "quality at the middle of their ranges, PIL JPEG); the draws are fixed per image, "
+                               "same every epoch")
     # model
-    arch: str = "resnet50"
-    init_gain: float = 0.02
-    pretrained_path: Path | None = None
-    no_pretrained: bool = False
+    arch: str = option("resnet50", "backbone: " + ", ".join(ARCHS) + " (npr: NPR, from scratch; it drops an odd "
+                       "last row or column)", parse=arch_name, check=known_arch)
+    init_gain: float = option(0.02, "std of the new final layer's weights", check=positive)
+    pretrained_path: Path | None = option(None, "ImageNet state dict of the backbone (instead of torchvision's "
+                                          "download)")
+    no_pretrained: bool = option(False, "start the backbone from random weights")
     # optimization
-    optim: str = "adam"
-    lr: float = 1e-4
-    beta1: float = 0.9
-    epochs: int = 10000
-    """At most this many epochs (the plateau schedule usually ends training sooner); a fixed-length schedule's
-    length."""
-    patience: int = 5
-    """Epochs without a gain of the watched metric before the LR is divided by 10."""
-    delr_freq: int = 0
-    """0: ``lr_schedule``. N: NPR's step schedule (LR x lr_decay every N epochs, all epochs run)."""
-    lr_decay: float = 0.9
-    lr_schedule: str = "plateau"
-    """plateau: the paper's early stopping. cosine: half a cosine from lr over ``epochs``, every epoch run."""
-    select_on: str = "acc"
-    """The validation metric that early stopping watches and the best checkpoint follows (acc at 0.5, the
-    paper's; ap; or loss), or last: best.pth is the last epoch's weights (with a schedule of fixed length)."""
-    swa_epochs: int = 0
-    """N > 0: the final weights are the mean of the last N epochs' (stochastic weight averaging), with BatchNorm
-    statistics recomputed over one pass of the training set; with a fixed-length schedule and ``select_on`` last."""
+    optim: str = option("adam", "optimizer (SGD without momentum)", choices=OPTIMIZERS)
+    lr: float = option(1e-4, "initial learning rate", check=positive)
+    beta1: float = option(0.9, "Adam beta1 (beta2 is 0.999)", check=probability)
+    epochs: int = option(10000, "maximum number of epochs (early stopping usually ends training sooner); the "
+                         "length of --lr_schedule cosine", check=positive, flags=("--niter",))
+    patience: int = option(5, "epochs without a gain of the --select_on metric before the LR is divided by 10",
+                           check=positive, flags=("--earlystop_epoch",))
+    lr_schedule: str = option("plateau", "plateau = the paper's early stopping; cosine = half a cosine from --lr "
+                              "over --epochs, every epoch run", choices=LR_SCHEDULES)
+    select_on: str = option("acc", "validation metric that early stopping watches and best.pth follows: acc (at "
+                            "0.5, the paper's), ap or loss; last: best.pth is the last epoch (with a fixed-length "
+                            "schedule)", choices=WATCHED)
+    swa_epochs: int = option(0, "N > 0: the final weights are the mean of the last N epochs', BatchNorm statistics "
+                             "recomputed on the training set (with --select_on last)", check=nonneg)
+    delr_freq: int = option(0, "0 = --lr_schedule; N = NPR's schedule: LR x --lr_decay every N epochs, every epoch "
+                            "run", check=nonneg)
+    lr_decay: float = option(0.9, "LR factor of --delr_freq", check=lambda v: None if 0 < v <= 1 else
+                             "give a factor in (0, 1]")
+    seed: int = option(0, "seeds weights of the new layer, data order and every augmentation draw", check=nonneg)
     # run folder and checkpoints
-    name: str = "experiment_name"
-    checkpoints_dir: Path = Path("./checkpoints")
-    loss_freq: int = 400
-    save_latest_freq: int = 2000
-    save_epoch_freq: int = 20
-    continue_train: bool = False
-    epoch: str = "latest"
-    """Checkpoint to resume from: latest, best or an epoch number."""
-    new_optim: bool = False
-    seed: int = 0
+    name: str = option("experiment_name", "run folder name under --checkpoints_dir")
+    checkpoints_dir: Path = option(Path("./checkpoints"), "run folders go to <checkpoints_dir>/<name>/")
+    loss_freq: int = option(400, "log the training loss every N steps", check=positive)
+    save_latest_freq: int = option(2000, "also write the `latest` checkpoint every N steps", check=positive)
+    save_epoch_freq: int = option(20, "keep `epoch_<k>` every N epochs", check=positive)
+    continue_train: bool = option(False, "resume the run named --name")
+    epoch: str = option("latest", "checkpoint to resume from: latest, best or a number", check=_epoch)
+    new_optim: bool = option(False, "on resume, start a fresh optimizer")
+
+    @classmethod
+    def from_flags(cls, **flags: Any) -> TrainConfig:
+        """The config of train.py's flags as given (flat: the augmentation's among them), the recipe's values
+        filling the rest."""
+        augment = {k: flags.pop(k) for k in AUGMENT_FIELDS & flags.keys()}
+        if augment:
+            given = set(flags) | set(augment)
+            preset = recipe_values(flags.get("recipe", default_of(cls, "recipe")), given)
+            flags["augment"] = AugmentConfig(**{k: v for k, v in preset.items() if k in AUGMENT_FIELDS} | augment)
+        return cls(**flags)
+
+    def naming_preset(self) -> dict[str, Any]:
+        return {"recipe": self.recipe}
+
+    def preset(self, given: set[str]) -> dict[str, Any]:
+        recipe = default_of(type(self), "recipe") if self.recipe is UNSET else self.recipe
+        return recipe_values(recipe, given)
 
     def __post_init__(self) -> None:
+        if self.augment is UNSET:
+            preset = self.preset(self.given())
+            object.__setattr__(self, "augment", AugmentConfig(**{k: v for k, v in preset.items()
+                                                                 if k in AUGMENT_FIELDS}))
         super().__post_init__()
-        defaults = type(self)  # the class attributes hold the fields' defaults
         if self.protocol is not None:  # opt.json then records the classes it stands for
             object.__setattr__(self, "classes", protocol_list(self.protocol, "classes", self.classes, "--classes"))
-        if self.arch not in ARCHS:
-            raise ConfigError(f"--arch {self.arch}: choose one of {', '.join(ARCHS)}")
-        if self.recipe not in RECIPES:
-            raise ConfigError(f"--recipe {self.recipe}: choose one of {', '.join(RECIPES)}")
         if self.arch in FROM_SCRATCH and self.pretrained_path is not None:
             raise ConfigError(f"--arch {self.arch} is trained from scratch: no ImageNet weights apply to it; leave out "
                               f"--pretrained_path")
         if self.arch in FROM_SCRATCH and not self.no_pretrained:
             hint = "" if self.recipe == self.arch else f" (or use --recipe {self.arch})"
             raise ConfigError(f"--arch {self.arch} is trained from scratch: add --no_pretrained{hint}")
-        if not 0 < self.lr_decay <= 1:
-            raise ConfigError(f"--lr_decay {self.lr_decay}: give a factor in (0, 1]")
-        if self.crop_grid < 1:
-            raise ConfigError(f"--crop_grid {self.crop_grid}: give a number >= 1")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ConfigError(f"--lr_schedule {self.lr_schedule}: choose one of {', '.join(LR_SCHEDULES)}")
-        if self.select_on not in WATCHED:
-            raise ConfigError(f"--select_on {self.select_on}: choose one of {', '.join(WATCHED)}")
         if self.select_on == "last" and self.lr_schedule == "plateau" and not self.delr_freq:
             raise ConfigError("--select_on last never plateaus; use it with --lr_schedule cosine or --delr_freq")
-        if self.swa_epochs < 0 or self.swa_epochs > self.epochs:
+        if self.swa_epochs > self.epochs:
             raise ConfigError(f"--swa_epochs {self.swa_epochs}: give 0 (off) to --epochs {self.epochs}")
         if self.swa_epochs and self.select_on != "last":
             raise ConfigError("--swa_epochs averages the last epochs into the result: use it with --select_on last")
-        if self.optim not in OPTIMIZERS:
-            raise ConfigError(f"--optim {self.optim}: choose one of {', '.join(OPTIMIZERS)}")
-        unknown = [v for v in self.rz_interp if v not in INTERPOLATIONS]
-        unknown += [v for v in self.jpg_method if v not in JPEG_METHODS]
-        if unknown:
-            raise ConfigError(f"unknown interpolation or JPEG method {unknown[0]!r}")
-        if not self.no_resize and not self.no_crop and self.crop_size > self.load_size:
-            raise ConfigError(f"--crop_size {self.crop_size} exceeds --load_size {self.load_size}")
-        ignored = [("--crop_size", "--no_crop", self.no_crop and self.crop_size != defaults.crop_size),
-                   ("--load_size", "--no_resize", self.no_resize and self.load_size != defaults.load_size),
-                   ("--rz_interp", "--no_resize", self.no_resize and self.rz_interp != defaults.rz_interp),
-                   ("--beta1", "--optim sgd", self.optim == "sgd" and self.beta1 != defaults.beta1),
+        changed = self.changed
+        ignored = [("--beta1", "--optim sgd", self.optim == "sgd" and changed("beta1")),
                    ("--pretrained_path", "--no_pretrained", self.no_pretrained and self.pretrained_path is not None),
-                   ("--init_gain", f"--arch {self.arch}",
-                    self.arch in FROM_SCRATCH and self.init_gain != defaults.init_gain),
-                   ("--square_resize", "--no_resize", self.no_resize and self.square_resize),
-                   ("--crop_grid", "--no_crop", self.no_crop and self.crop_grid != defaults.crop_grid),
-                   ("--patience", "--delr_freq", self.delr_freq > 0 and self.patience != defaults.patience),
-                   ("--patience", "--lr_schedule cosine",
-                    self.lr_schedule == "cosine" and self.patience != defaults.patience),
+                   ("--init_gain", f"--arch {self.arch}", self.arch in FROM_SCRATCH and changed("init_gain")),
+                   ("--patience", "--delr_freq", self.delr_freq > 0 and changed("patience")),
+                   ("--patience", "--lr_schedule cosine", self.lr_schedule == "cosine" and changed("patience")),
                    ("--lr_schedule cosine", "--delr_freq", self.delr_freq > 0 and self.lr_schedule == "cosine"),
-                   ("--lr_decay", "no --delr_freq", self.delr_freq == 0 and self.lr_decay != defaults.lr_decay),
+                   ("--lr_decay", "no --delr_freq", self.delr_freq == 0 and changed("lr_decay")),
                    ("--new_optim", "no --continue_train", self.new_optim and not self.continue_train),
-                   ("--epoch", "no --continue_train", self.epoch != defaults.epoch and not self.continue_train)]
+                   ("--epoch", "no --continue_train", changed("epoch") and not self.continue_train)]
         for flag, reason, clash in ignored:
             if clash:
                 raise ConfigError(f"{flag} has no effect with {reason}; leave it out")
-        if not (self.epoch in ("latest", "best") or self.epoch.isdigit()):
-            raise ConfigError(f"--epoch {self.epoch!r}: give latest, best or an epoch number")
-
-    def augment(self) -> AugmentConfig:
-        """The training-transform settings."""
-        from data.transforms import AugmentConfig
-
-        return AugmentConfig(load_size=self.load_size, crop_size=self.crop_size, resize=not self.no_resize,
-                             square_resize=self.square_resize, crop=not self.no_crop, crop_grid=self.crop_grid,
-                             flip=not self.no_flip, rz_interp=tuple(self.rz_interp),
-                             blur_prob=self.blur_prob, blur_sig=tuple(self.blur_sig), jpg_prob=self.jpg_prob,
-                             jpg_method=tuple(self.jpg_method), jpg_qual=tuple(self.jpg_qual))
 
     @property
     def run_dir(self) -> Path:
@@ -321,84 +333,111 @@ class TrainConfig(Runtime):
         """How this detector is meant to be tested: no resize (the paper's protocol) or, for a detector trained
         on square-resized images, the same square resize; then a center crop of ``crop_size`` (the training
         crop) or the whole image."""
-        square = self.square_resize and not self.no_resize
-        return TestProtocol(crop_size=None if self.test_no_crop else self.crop_size,
-                            resize=self.load_size if square else None, square=square)
+        aug = self.augment
+        square = aug.square_resize and not aug.no_resize
+        return TestProtocol(crop_size=None if self.test_no_crop else aug.crop_size,
+                            resize=aug.load_size if square else None, square=square)
 
     def describe_validation(self) -> str:
-        whole = self.no_crop or self.test_no_crop
-        return describe_preprocessing(None if self.no_resize else self.load_size, self.square_resize,
-                                      None if whole else self.crop_size)
+        aug = self.augment
+        whole = aug.no_crop or self.test_no_crop
+        return describe_preprocessing(None if aug.no_resize else aug.load_size, aug.square_resize,
+                                      None if whole else aug.crop_size)
 
 
-# The test-time perturbations eval.py can sweep, and the fixed-value setting each one replaces.
-SWEPT_FIELD = {"blur": "blur_sigma", "jpeg": "jpeg_quality", "resize": "resize_scale"}
+@dataclass(frozen=True)
+class Sweep:
+    """A test-time perturbation that eval.py can sweep (--sweep KIND V1,V2,...)."""
+
+    field: str
+    """The fixed-value option it replaces."""
+    label: str
+    parse: Callable[[str], float]
+    check: Check
+    stronger_when_lower: bool
+    """Plots put the stronger perturbation to the right."""
+
+
+SWEEPS = {"blur": Sweep("blur_sigma", "Gaussian blur sigma", float, nonneg, False),
+          "jpeg": Sweep("jpeg_quality", "JPEG quality", int, between(1, 100), True),
+          "resize": Sweep("resize_scale", "rescale factor", float, positive, True)}
+
+
+def _sweep(value: tuple[str, tuple[float, ...]]) -> str | None:
+    kind, points = value
+    if kind not in SWEEPS:
+        return f"choose one of {', '.join(SWEEPS)}"
+    return each(SWEEPS[kind].check)(points)
+
+
+def _parse_sweep(kind: str, values: str) -> tuple[str, tuple[float, ...]]:
+    parse = SWEEPS[kind].parse if kind in SWEEPS else float
+    return kind, tuple(parse(v) for v in words(values))
+
+
+MODEL_HELP = ("checkpoint: the authors' release, a training checkpoint or a bare state dict; " + " or ".join(RELEASED)
+              + " name a released model in weights/, a training run's folder its best.pth")
+ARCH_HELP = "backbone (default: the one saved in the checkpoint, NPR for NPR's keys, else resnet50)"
+OVERWRITE_HELP = "replace the files of an earlier run in the output folder (otherwise an error)"
 
 
 @dataclass(frozen=True, kw_only=True)
 class EvalConfig(Runtime):
     """One eval.py run: the paper's test protocol by default. Field names are eval.py's flags."""
 
-    dataroot: Path = Path("./dataset/test")
-    """The suite's folder, in its published layout (forensynths: <set>/{0_real,1_fake} or
-    <set>/<subclass>/{0_real,1_fake})."""
-    suite: str = "forensynths"
-    """A key of data.suites.SUITES: how the sets are laid out and which reals each fake set is scored against."""
-    sets: tuple[str, ...] | None = None
-    """Sets to evaluate, in this order (None: all found, in the suite's order; or the protocol's)."""
-    protocol: str | None = None
-    batch_size: int = 64
-    model_path: Path = Path("weights/blur_jpg_prob0.5.pth")
-    arch: str | None = None
-    """Backbone (None: the one saved in the checkpoint, else resnet50)."""
-    crop_size: int | None = None
-    """Center crop side. With none of crop_size, no_crop, resize: the checkpoint's recorded test protocol, else
-    the paper's (no resize, center crop 224)."""
-    no_crop: bool = False
-    """Whole images; images of equal size are batched together."""
-    resize: int | None = None
-    """Resize the shorter side to this (bilinear) before cropping."""
-    preprocess: str | None = None
-    """A named test protocol (PREPROCESSING) instead of crop_size / no_crop / resize."""
-    calibrate_on: str | None = None
-    """A set name under ``dataroot`` or a folder: choose a threshold there, report acc_calibrated on the others."""
-    blur_sigma: float | None = None
-    jpeg_quality: int | None = None
-    jpeg_method: str = "pil"
-    resize_scale: float | None = None
-    sweep: tuple[str, tuple[float, ...]] | None = None
-    """(kind, values): evaluate at each value of one perturbation (a key of SWEPT_FIELD)."""
-    results_dir: Path = Path("results")
-    name: str | None = None
-    """Results sub-folder (None: the checkpoint file name without extension)."""
-    overwrite: bool = False
-    strict: bool = False
-    """An unreadable image is an error (exit status 2, after the results are written)."""
-    resume: bool = False
-    """Continue an interrupted run in the same folder: its finished sets are kept, the others scored."""
+    dataroot: Path = option(Path("./dataset/test"), "the suite's folder in its published layout (forensynths: "
+                            "<set>/{0_real,1_fake} or <set>/<subclass>/{0_real,1_fake})")
+    suite: str = option("forensynths", "test suite: " + "; ".join(f"{k} = {v.title}" for k, v in SUITES.items()),
+                        choices=tuple(SUITES))
+    sets: tuple[str, ...] | None = option(None, "comma-separated sets to evaluate, in this order (default: all "
+                                          "found, Table 2 order)", parse=words, check=nonempty)
+    protocol: str | None = option(None, "sets --sets by name: " + "; ".join(
+        f"{k} = {p.description}" for k, p in PROTOCOLS.items()), choices=tuple(PROTOCOLS))
+    batch_size: int = option(64, "images per forward pass", check=positive)
+    model_path: Path = option(Path("weights/blur_jpg_prob0.5.pth"), MODEL_HELP, parse=model_path, flags=("-m",))
+    arch: str | None = option(None, ARCH_HELP, parse=arch_name, check=known_arch)
+    # preprocessing (the paper's test protocol: no resize, center crop 224)
+    crop_size: int | None = option(None, "center crop side (default: the checkpoint's test protocol, else 224)",
+                                   check=positive, flags=("--cropSize",))
+    no_crop: bool = option(False, "whole images; images of equal size are batched together")
+    resize: int | None = option(None, "resize the shorter side to N (bilinear) before cropping", check=positive,
+                                metavar="N")
+    preprocess: str | None = option(None, "a named test protocol instead of the three flags above: " + "; ".join(
+        f"{k} = {v.describe()}" for k, v in PREPROCESSING.items()), choices=tuple(PREPROCESSING))
+    calibrate_on: str | None = option(None, "choose a threshold on this set (a set name under --dataroot or a "
+                                      "folder, e.g. the ProGAN val split) and report acc_calibrated on the others",
+                                      metavar="SET_OR_DIR")
+    # test-time perturbations (robustness, the paper's Fig. 5)
+    blur_sigma: float | None = option(None, "Gaussian blur of every test image", check=nonneg)
+    jpeg_quality: int | None = option(None, "JPEG-compress every test image", check=between(1, 100))
+    jpeg_method: str = option("pil", "JPEG encoder for --jpeg_quality and --sweep jpeg", choices=JPEG_METHODS)
+    resize_scale: float | None = option(None, "rescale every test image by this factor (bilinear)", check=positive)
+    sweep: tuple[str, tuple[float, ...]] | None = option(
+        None, "evaluate at each value: blur 0,1,2,3 | jpeg 100,90,...,30 | resize 1,0.75,0.5; writes "
+        "sweep_<kind>.csv and .png", parse=_parse_sweep, check=_sweep, nargs=2,
+        metavar=("KIND", "VALUES"))
+    # output
+    results_dir: Path = option(Path("results"), "results go to <results_dir>/<name>/")
+    name: str | None = option(None, "results sub-folder (default: the checkpoint file name without extension)")
+    overwrite: bool = option(False, OVERWRITE_HELP)
+    strict: bool = option(False, "an unreadable image is an error (default: skipped and listed in skipped.csv)")
+    resume: bool = option(False, "continue an interrupted run in its folder: keep its finished sets, score the "
+                          "rest")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.suite not in SUITES:
-            raise ConfigError(f"--suite {self.suite}: choose one of {', '.join(SUITES)}")
         if self.protocol is not None:  # opt.json then records the sets it stands for
             if self.suite != "forensynths":
                 raise ConfigError(f"--protocol names ForenSynths sets; it does not apply to --suite {self.suite}")
             object.__setattr__(self, "sets", protocol_list(self.protocol, "test_sets", self.sets, "--sets"))
-        if self.preprocess is not None:
-            if self.preprocess not in PREPROCESSING:
-                raise ConfigError(f"--preprocess {self.preprocess}: choose one of {', '.join(PREPROCESSING)}")
-            if self.no_crop or self.crop_size is not None or self.resize is not None:
-                raise ConfigError("--preprocess names a whole test protocol; leave out --crop_size, --no_crop and "
-                                  "--resize")
-        if self.sweep is not None:
-            kind = self.sweep[0]
-            if kind not in SWEPT_FIELD:
-                raise ConfigError(f"--sweep {kind}: choose one of {', '.join(SWEPT_FIELD)}")
-            if getattr(self, SWEPT_FIELD[kind]) is not None:
-                raise ConfigError(f"--sweep {kind} and --{SWEPT_FIELD[kind]} exclude each other")
+        if self.preprocess is not None and (self.no_crop or self.crop_size is not None or self.resize is not None):
+            raise ConfigError("--preprocess names a whole test protocol; leave out --crop_size, --no_crop and "
+                              "--resize")
+        if self.sweep is not None and getattr(self, SWEEPS[self.sweep[0]].field) is not None:
+            field = SWEEPS[self.sweep[0]].field
+            raise ConfigError(f"--sweep {self.sweep[0]} and --{field} exclude each other")
         uses_jpeg = self.jpeg_quality is not None or (self.sweep is not None and self.sweep[0] == "jpeg")
-        if self.jpeg_method != type(self).jpeg_method and not uses_jpeg:
+        if self.changed("jpeg_method") and not uses_jpeg:
             raise ConfigError("--jpeg_method only applies with --jpeg_quality or --sweep jpeg")
         if self.resume and (self.overwrite or self.sweep is not None):
             raise ConfigError("--resume continues a plain run; it excludes --overwrite and --sweep")
@@ -410,7 +449,7 @@ class EvalConfig(Runtime):
         values = {"resize_scale": self.resize_scale, "blur_sigma": self.blur_sigma, "jpeg_quality": self.jpeg_quality}
         if swept is not None:
             assert self.sweep is not None
-            values[SWEPT_FIELD[self.sweep[0]]] = swept
+            values[SWEEPS[self.sweep[0]].field] = swept
         quality = values["jpeg_quality"]
         from data.transforms import Perturbation
 

@@ -6,7 +6,7 @@ Shared by training (validation), evaluation, the demo and the benchmark.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -227,6 +227,18 @@ class Scored:
                 for s, logit, prob in zip(self.samples, self.logits, self.probs, strict=True)]
 
 
+def data_loader(dataset: ImageDataset, *, workers: int, device: torch.device, batch_size: int | None = None,
+                sampler: Iterable[Any] | None = None, batch_sampler: Iterable[list[Any]] | None = None,
+                drop_last: bool = False) -> DataLoader:
+    """The one way every command loads images: ``workers`` processes (resolved once per run, see
+    ``engine.configs.resolve_workers``), each ``PREFETCH`` batches ahead and kept across epochs, batches pinned
+    for a CUDA device."""
+    return DataLoader(dataset, batch_size=batch_size if batch_sampler is None else 1, sampler=sampler,
+                      batch_sampler=batch_sampler, drop_last=drop_last, num_workers=workers, collate_fn=collate,
+                      pin_memory=device.type == "cuda", persistent_workers=workers > 0, worker_init_fn=init_worker,
+                      prefetch_factor=PREFETCH if workers else None)
+
+
 def eval_loader(samples: Sequence[Sample], transform: EvalTransform, *, batch_size: int, num_workers: int,
                 device: torch.device, sizes: Sequence[tuple[int, int]] | None = None,
                 parts: Sequence[int] | None = None) -> DataLoader:
@@ -238,9 +250,8 @@ def eval_loader(samples: Sequence[Sample], transform: EvalTransform, *, batch_si
     elif sizes is None:
         sizes = [image_size(sample.path) for sample in samples]
     sizes = [transform.output_size(*size) for size in sizes]
-    return DataLoader(ImageDataset(samples, transform), batch_sampler=SizeGroupedBatches(sizes, batch_size, parts),
-                      num_workers=num_workers, collate_fn=collate, pin_memory=device.type == "cuda",
-                      worker_init_fn=init_worker, prefetch_factor=PREFETCH if num_workers else None)
+    return data_loader(ImageDataset(samples, transform), workers=num_workers, device=device,
+                       batch_sampler=SizeGroupedBatches(sizes, batch_size, parts))
 
 
 def score_sets(model: nn.Module, sets: Sequence[tuple[str, Sequence[Sample]]], transform: EvalTransform, *,

@@ -30,7 +30,6 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from data import (
-    PREFETCH,
     BadImage,
     ImageDataset,
     SeededSampler,
@@ -38,9 +37,7 @@ from data import (
     TrainTransform,
     ValTransform,
     balanced_weights,
-    collate,
     image_size,
-    init_worker,
     normalize,
     scan_folder,
 )
@@ -48,13 +45,13 @@ from data.transforms import resized_size
 from engine.averaging import WeightAverage, recompute_batchnorm
 from engine.configs import TrainConfig, resolve_workers
 from engine.early_stopping import CosineDecay, EarlyStopping, StepDecay
-from engine.inference import autocast, input_memory_format, memory_format, predict, set_precision
+from engine.inference import autocast, data_loader, input_memory_format, memory_format, predict, set_precision
 from networks import build_model
 from util import distributed
 from util.checkpoint import extract_state_dict, load_checkpoint, load_weights, save_checkpoint, unwrap
 from util.errors import Interrupted, UserError
 from util.metrics import binary_metrics, log_loss
-from util.records import command_line, config_dict, save_config
+from util.records import command_line, config_dict, config_from_record, save_config
 
 
 @dataclass
@@ -67,26 +64,7 @@ class Progress:
     finished: bool = False
 
 
-def make_loader(dataset: ImageDataset, sampler: SeededSampler, cfg: TrainConfig, device: torch.device,
-                train: bool) -> DataLoader:
-    workers = resolve_workers(cfg.num_workers, device)
-    return DataLoader(
-        dataset,
-        batch_size=cfg.batch_size,
-        sampler=sampler,
-        num_workers=workers,
-        collate_fn=collate,
-        pin_memory=device.type == "cuda",
-        persistent_workers=workers > 0,
-        worker_init_fn=init_worker,
-        prefetch_factor=PREFETCH if workers else None,
-        # A last batch of one image would break BatchNorm in training; the sampler reshuffles every epoch.
-        drop_last=train,
-    )
-
-
-def _whole_image_loader(dataset: ImageDataset, sampler: SeededSampler, cfg: TrainConfig,
-                       device: torch.device) -> DataLoader:
+def _whole_image_batches(dataset: ImageDataset, sampler: SeededSampler, cfg: TrainConfig) -> list[list[Any]]:
     """Validation on whole images (a detector tested so is validated so): this process's share of the sampler,
     batched by image size; an unreadable image forms its own group and is reported when loaded."""
     keys = list(sampler)
@@ -94,14 +72,11 @@ def _whole_image_loader(dataset: ImageDataset, sampler: SeededSampler, cfg: Trai
     for _, index in keys:
         try:
             width, height = image_size(dataset.samples[index].path)
-            sizes.append((width, height) if cfg.no_resize else
-                         resized_size(width, height, cfg.load_size, cfg.square_resize))
+            sizes.append((width, height) if cfg.augment.no_resize else
+                         resized_size(width, height, cfg.augment.load_size, cfg.augment.square_resize))
         except BadImage:
             sizes.append((0, 0))
-    batches = [[keys[i] for i in batch] for batch in SizeGroupedBatches(sizes, cfg.batch_size)]
-    workers = resolve_workers(cfg.num_workers, device)
-    return DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate,
-                      pin_memory=device.type == "cuda", persistent_workers=workers > 0, worker_init_fn=init_worker)
+    return [[keys[i] for i in batch] for batch in SizeGroupedBatches(sizes, cfg.batch_size)]
 
 
 def train_step(model: nn.Module, *, images: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
@@ -179,7 +154,7 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
 
 
 def _datasets(cfg: TrainConfig) -> tuple[ImageDataset, ImageDataset]:
-    augment = cfg.augment()
+    augment = cfg.augment
     train_samples = scan_folder(cfg.dataroot / cfg.train_split, cfg.classes)
     val_samples = scan_folder(cfg.dataroot / cfg.val_split, cfg.classes)
     return (ImageDataset(train_samples, TrainTransform(augment), seed=cfg.seed),
@@ -192,9 +167,9 @@ _RUNTIME_FIELDS = ("device", "num_workers", "debug", "max_bad_fraction")
 
 
 def _saved_options(checkpoint: dict[str, Any]) -> dict[str, Any]:
-    """The options a checkpoint was trained with; a setting added since it was saved counts as its default, which
-    keeps the earlier behaviour."""
-    return {**config_dict(TrainConfig()), **checkpoint.get("options", {})}
+    """The options a checkpoint was trained with (``config_dict``'s layout, whatever the record's); a setting
+    added since it was saved takes its default, which keeps the earlier behaviour."""
+    return config_dict(config_from_record(TrainConfig, checkpoint.get("options", {})))
 
 
 def completed_run(cfg: TrainConfig) -> bool:
@@ -268,9 +243,16 @@ def _train(cfg: TrainConfig, process: distributed.Process, device: torch.device)
     if batches_per_epoch == 0:
         raise UserError(f"{cfg.dataroot / cfg.train_split}: {train_sampler.per_rank()} images per process, "
                         f"fewer than --batch_size {cfg.batch_size}")
-    train_loader = make_loader(train_set, train_sampler, cfg, device, train=True)
-    val_loader = _whole_image_loader(val_set, val_sampler, cfg, device) if cfg.test_no_crop else \
-        make_loader(val_set, val_sampler, cfg, device, train=False)
+    workers = resolve_workers(cfg.num_workers, device)
+    # A last batch of one image would break BatchNorm in training; the sampler reshuffles every epoch.
+    train_loader = data_loader(train_set, workers=workers, device=device, batch_size=cfg.batch_size,
+                               sampler=train_sampler, drop_last=True)
+    if cfg.test_no_crop:
+        val_loader = data_loader(val_set, workers=workers, device=device,
+                                 batch_sampler=_whole_image_batches(val_set, val_sampler, cfg))
+    else:
+        val_loader = data_loader(val_set, workers=workers, device=device, batch_size=cfg.batch_size,
+                                 sampler=val_sampler)
 
     optimizer = make_optimizer(cfg, model)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")

@@ -104,7 +104,7 @@ def test_an_invalid_measurement_is_written_and_fails_the_run(tmp_path, monkeypat
 
 def test_benchmark_options_are_checked(capsys):
     for argv, message in ((["--crop_size", "300"], "--crop_size 300 exceeds --image_size 256"),
-                          (["--devices", "tpu"], "'tpu': choose one or more of cpu,cuda")):
+                          (["--devices", "tpu"], "--devices tpu: choose one or more of cpu, cuda")):
         with pytest.raises(SystemExit) as exc:
             parse_benchmark_options(argv)
         assert exc.value.code == 2 and message in capsys.readouterr().err

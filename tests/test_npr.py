@@ -88,8 +88,9 @@ def test_step_decay_follows_the_authors_loop():
 def test_recipe_npr_fills_its_defaults_and_explicit_flags_win():
     cfg = parse_train_options(["--recipe", "npr"])
     assert (cfg.arch, cfg.no_pretrained, cfg.lr, cfg.batch_size, cfg.epochs) == ("npr", True, 2e-4, 32, 50)
-    assert (cfg.delr_freq, cfg.lr_decay, cfg.square_resize, cfg.blur_prob, cfg.jpg_prob) == (10, 0.9, True, 0, 0)
-    assert cfg.classes == ("car", "cat", "chair", "horse") and (cfg.load_size, cfg.crop_size) == (256, 224)
+    aug = cfg.augment
+    assert (cfg.delr_freq, cfg.lr_decay, aug.square_resize, aug.blur_prob, aug.jpg_prob) == (10, 0.9, True, 0, 0)
+    assert cfg.classes == ("car", "cat", "chair", "horse") and (aug.load_size, aug.crop_size) == (256, 224)
     assert cfg.test_protocol() == PREPROCESSING["npr"]
     mine = parse_train_options(["--recipe", "npr", "--lr", "1e-3", "--niter", "3", "--classes", "car,cat",
                                 "--batch_size", "32"])
@@ -97,10 +98,11 @@ def test_recipe_npr_fills_its_defaults_and_explicit_flags_win():
     assert mine.delr_freq == 10  # not given: the recipe's
     # A flag that asks for something else in place of a recipe value replaces it too.
     stopping = parse_train_options(["--recipe", "npr", "--patience", "3", "--no_resize", "--arch", "resnet18"])
-    assert (stopping.patience, stopping.delr_freq, stopping.square_resize, stopping.no_resize) == (3, 0, False, True)
+    assert (stopping.patience, stopping.delr_freq) == (3, 0)
+    assert (stopping.augment.square_resize, stopping.augment.no_resize) == (False, True)
     paper = parse_train_options([])
     assert paper.recipe == "wang2020" and paper == parse_train_options(["--recipe", "wang2020"])
-    assert (paper.arch, paper.lr, paper.delr_freq, paper.square_resize) == ("resnet50", 1e-4, 0, False)
+    assert (paper.arch, paper.lr, paper.delr_freq, paper.augment.square_resize) == ("resnet50", 1e-4, 0, False)
     assert set(RECIPES["npr"]) <= {f for f in TrainConfig.__dataclass_fields__}
 
 

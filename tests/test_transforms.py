@@ -163,7 +163,7 @@ def test_sampled_params_respect_ranges():
 
 
 def test_crop_grid_keeps_crops_in_phase_and_grid_one_draws_as_before():
-    cfg = AugmentConfig(load_size=40, crop_size=32, resize=False, crop_grid=4)
+    cfg = AugmentConfig(crop_size=32, no_resize=True, crop_grid=4)
     draws = [sample_train_params(np.random.default_rng(i), cfg, 64, 48) for i in range(400)]
     assert {p.crop_top for p in draws} == {0, 4, 8, 12, 16} and {p.crop_left for p in draws} == set(range(0, 33, 4))
     small = [sample_train_params(np.random.default_rng(i), cfg, 20, 20) for i in range(200)]  # zero-padded crops
@@ -189,7 +189,7 @@ def test_perturbation_probability(p):
 
 
 def test_no_flip_and_no_crop_are_honoured():
-    cfg = AugmentConfig(load_size=40, crop_size=32, flip=False, crop=False)
+    cfg = AugmentConfig(load_size=40, no_flip=True, no_crop=True)
     out = TrainTransform(cfg)(_img(), np.random.default_rng(0))
     assert out.shape == (40, 56, 3) and out.dtype == np.uint8
     assert not any(sample_train_params(np.random.default_rng(i), cfg, 70, 50).flip for i in range(50))
