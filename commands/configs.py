@@ -39,7 +39,8 @@ class DemoConfig(Runtime):
                               "the whole image, as the authors' demo)", check=positive, flags=("-c",))
     no_crop: bool = option(False, "score the whole image whatever the checkpoint records")
     threshold: float = option(0.5, "called synthetic when the probability exceeds this", check=probability)
-    out: Path | None = option(None, "also write path,label,logit,prob rows to this CSV")
+    out: Path | None = option(None, "also write path,label,logit,prob rows to this CSV (unreadable images to "
+                              "<its name>_skipped.csv)")
     batch_size: int = option(16, "images per forward pass (folders)", check=positive)
     strict: bool = option(False, "in a folder, an unreadable image is an error (default: skipped and reported)")
 

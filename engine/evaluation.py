@@ -38,7 +38,7 @@ from data import (
 )
 from data.datasets import left_out_note, walk_files
 from data.suites import SUITES, find_suite_sets
-from engine.configs import EvalConfig, TestProtocol, resolve_workers
+from engine.configs import SWEEPS, EvalConfig, TestProtocol, resolve_workers
 from engine.inference import Detector, Scored, load_detector, score_sets, set_precision, size_notes
 from util.distributed import resolve_device
 from util.errors import Interrupted, UserError
@@ -232,9 +232,11 @@ class Evaluator:
         text = sweep_markdown(kind, values, ap)
         (self.out_dir / f"sweep_{kind}.md").write_text(f"# {self.out_dir.name}: AP % under {kind}\n\n{text}\n")
         detail = f" ({cfg.jpeg_method})" if kind == "jpeg" else ""
-        plot_sweep(self.out_dir / f"sweep_{kind}.png", kind, values, ap,
+        sweep = SWEEPS[kind]
+        plot_sweep(self.out_dir / f"sweep_{kind}.png", sweep.label, values, ap,
                    title=f"{self.out_dir.name}: AP under {kind}{detail}"
-                   + (f" (all images: {base.describe()})" if base != Perturbation() else ""))
+                   + (f" (all images: {base.describe()})" if base != Perturbation() else ""),
+                   stronger_when_lower=sweep.stronger_when_lower)
         print(text)
         return rows
 

@@ -4,7 +4,6 @@ import dataclasses
 import json
 import re
 import shlex
-
 from pathlib import Path
 
 import numpy as np
@@ -347,7 +346,7 @@ def test_every_recipe_replays_from_its_recorded_command_and_opt_json(recipe, tmp
                                                                                            "continue_train")]
     candidates += [(AugmentConfig, f.name) for f in options_of(AugmentConfig)]
     checked = 0
-    for trial in range(120):
+    for _ in range(120):
         values = {"recipe": recipe}
         for index in rng.choice(len(candidates), size=int(rng.integers(0, 5)), replace=False):
             cls, name = candidates[index]

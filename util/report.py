@@ -112,23 +112,21 @@ def sweep_markdown(kind: str, values: Sequence[float], ap: Mapping[str, Sequence
     return markdown_table(header, [[name, *(_percent(a) for a in aps)] for name, aps in ap.items()])
 
 
-SWEEP_LABELS = {"blur": "Gaussian blur sigma", "jpeg": "JPEG quality", "resize": "rescale factor"}
-
-
-def plot_sweep(path: Path, kind: str, values: Sequence[float], ap: Mapping[str, Sequence[float]],
-               title: str) -> None:
-    """AP against the perturbation strength, one line per set (the mean dashed), as the paper's Fig. 5."""
+def plot_sweep(path: Path, label: str, values: Sequence[float], ap: Mapping[str, Sequence[float]],
+               title: str, stronger_when_lower: bool) -> None:
+    """AP against the perturbation strength (``label``), one line per set (the mean dashed), as the paper's Fig. 5;
+    the stronger perturbation to the right."""
     plt = pyplot()
     fig, axis = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
     for name, aps in ap.items():
         style = {"color": "black", "linestyle": "--", "linewidth": 2} if name == "mean" else {"marker": "o"}
         axis.plot(values, [100 * a for a in aps], label=name, **style)
-    axis.set_xlabel(SWEEP_LABELS[kind])
+    axis.set_xlabel(label)
     axis.set_ylabel("AP (%)")
     axis.set_ylim(top=101)
     axis.set_title(title)
     axis.grid(alpha=0.3)
-    if kind in ("jpeg", "resize"):  # stronger perturbation to the right, as for blur
+    if stronger_when_lower:
         axis.invert_xaxis()
     axis.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
     save_figure(fig, path)
