@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from data.augment import AugmentConfig
 from data.synthetic import make_upsampling_set
 from engine.configs import PREPROCESSING, RECIPES, TrainConfig
 from engine.early_stopping import StepDecay
@@ -103,7 +104,7 @@ def test_recipe_npr_fills_its_defaults_and_explicit_flags_win():
     paper = parse_train_options([])
     assert paper.recipe == "wang2020" and paper == parse_train_options(["--recipe", "wang2020"])
     assert (paper.arch, paper.lr, paper.delr_freq, paper.augment.square_resize) == ("resnet50", 1e-4, 0, False)
-    assert set(RECIPES["npr"]) <= {f for f in TrainConfig.__dataclass_fields__}
+    assert set(RECIPES["npr"]) <= set(TrainConfig.__dataclass_fields__) | set(AugmentConfig.__dataclass_fields__)
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -143,7 +144,8 @@ def test_tiny_npr_run_learns_the_upsampling_task(tmp_path: Path):
     assert max(r["ap"] for r in val) >= 0.9
     assert [r["lr"] for r in val] == pytest.approx([1e-3, 0.9e-3, 0.81e-3])  # decayed after epochs 2 and 3
     opt = json.loads((run / "opt.json").read_text())
-    assert (opt["recipe"], opt["arch"], opt["square_resize"], opt["no_pretrained"]) == ("npr", "npr", True, True)
+    assert (opt["recipe"], opt["arch"], opt["augment"]["square_resize"], opt["no_pretrained"]) == (
+        "npr", "npr", True, True)
     best = load_checkpoint(run / "best.pth")
     assert best["test_protocol"] == {"crop_size": None, "resize": 32, "square": True}
     assert best["model"]["fc1.weight"].shape == (1, 512)

@@ -44,7 +44,7 @@ def test_tiny_network_learns_the_upsampling_fingerprint(tmp_path):
     best = load_checkpoint(run / "best.pth")
     best_epoch = max(val, key=lambda r: (r["acc"], -r["epoch"]))["epoch"]
     assert best["progress"]["epochs_done"] == best_epoch and best["early_stopping"]["best_epoch"] == best_epoch
-    assert json.loads((run / "opt.json").read_text())["crop_size"] == 48
+    assert json.loads((run / "opt.json").read_text())["augment"]["crop_size"] == 48
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
