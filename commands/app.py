@@ -29,8 +29,7 @@ from commands.configs import AppConfig
 from commands.demo import UNLABELED, verdict
 from commands.spectra import MAX_SIDE, image_residual_spectrum
 from data import BadImage, Sample, image_size, load_rgb
-from engine.configs import WHOLE_IMAGE, choose_protocol
-from engine.inference import load_detector, score_samples, set_precision, size_notes
+from engine.inference import ProtocolRequest, load_detector, score_samples, set_precision, size_notes
 from util.distributed import resolve_device
 from util.errors import UserError
 
@@ -109,11 +108,9 @@ class Scorer:
         self.device = resolve_device(cfg.device)
         set_precision(self.device, cfg.amp)
         self.model_path = cfg.model_path or default_model()
-        self.detector = load_detector(self.model_path, cfg.arch, self.device)
-        # As demo.py: the checkpoint's recorded protocol, else the whole image as the authors' demo.
-        self.protocol, self.source = choose_protocol(crop_size=None, no_crop=False, resize=None,
-                                                     recorded=self.detector.protocol,
-                                                     fallback=(WHOLE_IMAGE, "the authors' demo"))
+        # As demo.py: the checkpoint's recorded protocol, else the family's for demos.
+        self.detector = load_detector(self.model_path, cfg.arch, self.device, ProtocolRequest(demo=True))
+        self.protocol = self.detector.protocol
         self.threshold, self.threshold_source = calibrated_threshold(cfg.calibration)
 
     def describe(self) -> str:
@@ -122,8 +119,8 @@ class Scorer:
         path = self.model_path
         name = f"{path.parent.name}/{path.name}" if (path.parent / "opt.json").is_file() else path.name
         return (f"**Model** `{name}`: {d.arch}, recipe {d.recipe}. **Test protocol**: "
-                f"{self.protocol.describe()} ({self.source}). **Default threshold** {100 * self.threshold:.1f}% "
-                f"({self.threshold_source}).")
+                f"{self.protocol.describe()} ({d.protocol_source}). **Default threshold** "
+                f"{100 * self.threshold:.1f}% ({self.threshold_source}).")
 
     def probability(self, path: str) -> float:
         """P(synthetic) of the image at ``path``, computed as demo.py computes it; Refused or BadImage."""
@@ -134,8 +131,8 @@ class Scorer:
                           f"whole ({self.cfg.max_megapixels:g}); score it with demo.py")
         load_rgb(path)  # a file that does not decode fails here with its reason
         scored, skipped = score_samples(self.detector.model, [Sample(path, UNLABELED, "")], self.protocol.transform(),
-                                        batch_size=1, num_workers=0, device=self.device, amp=self.cfg.amp,
-                                        progress=False)
+                                        normalization=self.detector.normalization, batch_size=1, num_workers=0,
+                                        device=self.device, amp=self.cfg.amp, progress=False)
         if skipped:
             raise BadImage(path, skipped[0][1])
         return float(scored.probs[0])
@@ -143,7 +140,7 @@ class Scorer:
     def score(self, path: str, name: str) -> Outcome:
         try:
             prob = self.probability(path)
-            notes = size_notes(name, [Sample(path, UNLABELED, "")], self.protocol, self.detector.arch)
+            notes = size_notes(name, [Sample(path, UNLABELED, "")], self.protocol, self.detector.family)
             thumbnail = load_rgb(path)
             thumbnail.thumbnail((THUMBNAIL, THUMBNAIL))
             spectrum = spectrum_image(path)

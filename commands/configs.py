@@ -10,7 +10,7 @@ from pathlib import Path
 
 from data.names import PROTOCOLS
 from engine.configs import Runtime, TrainConfig, check_runtime
-from networks import ARCHS
+from networks import names
 from util.errors import ConfigError
 
 
@@ -77,8 +77,8 @@ class BenchmarkConfig:
         check_runtime(self.amp, self.num_workers)
         if any(d not in DEVICES for d in self.devices or ()):
             raise ConfigError(f"--devices {','.join(self.devices or ())}: choose from {', '.join(DEVICES)}")
-        if self.arch not in ARCHS:
-            raise ConfigError(f"--arch {self.arch}: choose one of {', '.join(ARCHS)}")
+        if self.arch not in names():
+            raise ConfigError(f"--arch {self.arch}: choose one of {', '.join(names())}")
         if self.channels_last not in CHANNELS_LAST:
             raise ConfigError(f"--channels_last {self.channels_last}: choose one of {', '.join(CHANNELS_LAST)}")
         if self.crop_size > self.image_size:

@@ -9,8 +9,8 @@ from pathlib import Path
 from commands.configs import DemoConfig
 from data import BadImage, Sample, is_set_folder, load_rgb, scan_folder
 from data.datasets import image_extensions, left_out_note, walk_files
-from engine.configs import WHOLE_IMAGE, choose_protocol, resolve_workers
-from engine.inference import Scored, load_detector, score_samples, set_precision, size_notes
+from engine.configs import resolve_workers
+from engine.inference import ProtocolRequest, Scored, load_detector, score_samples, set_precision, size_notes
 from util.distributed import resolve_device
 from util.errors import UserError
 from util.metrics import binary_metrics
@@ -54,13 +54,13 @@ def run_demo(cfg: DemoConfig) -> Scored:
     samples = collect(cfg.file)
     device = resolve_device(cfg.device)
     set_precision(device, cfg.amp)
-    detector = load_detector(cfg.model_path, cfg.arch, device)
-    protocol, source = choose_protocol(crop_size=cfg.crop, no_crop=cfg.no_crop, resize=None,
-                                       recorded=detector.protocol, fallback=(WHOLE_IMAGE, "the authors' demo"))
-    print(f"test protocol: {protocol.describe()} ({source})")
-    for note in size_notes(cfg.file, samples, protocol, detector.arch):
+    detector = load_detector(cfg.model_path, cfg.arch, device,
+                             ProtocolRequest(crop_size=cfg.crop, no_crop=cfg.no_crop, demo=True))
+    print(f"test protocol: {detector.protocol.describe()} ({detector.protocol_source})")
+    for note in size_notes(cfg.file, samples, detector.protocol, detector.family):
         print(note)
-    scored, skipped = score_samples(detector.model, samples, protocol.transform(), batch_size=cfg.batch_size,
+    scored, skipped = score_samples(detector.model, samples, detector.protocol.transform(),
+                                    normalization=detector.normalization, batch_size=cfg.batch_size,
                                     num_workers=resolve_workers(cfg.num_workers, device) if len(samples) > 1 else 0,
                                     device=device, amp=cfg.amp, progress=len(samples) > 1)
     if is_single_file(cfg.file):

@@ -21,7 +21,7 @@ from data.minibench import MiniConfig, build
 from engine.configs import EvalConfig, Runtime, TrainConfig
 from engine.evaluation import evaluate
 from engine.training import completed_run, train
-from networks import ARCHS, build_model
+from networks import build_model, names
 from util.errors import ConfigError, UserError
 from util.records import command_line
 from util.report import markdown_table, write_csv
@@ -86,8 +86,8 @@ class QuickstartConfig(Runtime):
         super().__post_init__()
         if self.size not in PRESETS:
             raise ConfigError(f"--size {self.size}: choose one of {', '.join(PRESETS)}")
-        if self.arch not in ARCHS:
-            raise ConfigError(f"--arch {self.arch}: choose one of {', '.join(ARCHS)}")
+        if self.arch not in names():
+            raise ConfigError(f"--arch {self.arch}: choose one of {', '.join(names())}")
 
     @property
     def run_name(self) -> str:

@@ -39,10 +39,10 @@ _WHERE = {
     # data.transforms
     "AugmentConfig": "data.transforms",
     "EvalTransform": "data.transforms",
+    "Normalization": "data.transforms",
     "Perturbation": "data.transforms",
     "TrainTransform": "data.transforms",
     "ValTransform": "data.transforms",
-    "normalize": "data.transforms",
 }
 __all__ = sorted(_WHERE)
 

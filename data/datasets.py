@@ -263,7 +263,7 @@ Item = tuple[np.ndarray | None, int, int, str | None]  # image (None if unreadab
 
 @dataclass
 class Batch:
-    """The readable images of a batch as uint8 BxHxWx3 (``data.transforms.normalize`` makes the network input),
+    """The readable images of a batch as uint8 BxHxWx3 (``data.transforms.Normalization`` makes the network input),
     and the (index, reason) of the ones that could not be read."""
 
     images: torch.Tensor

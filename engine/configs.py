@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from data.names import INTERPOLATIONS, JPEG_METHODS, protocol_list
 from data.suites import SUITES
-from networks import ARCHS, FROM_SCRATCH
+from networks import family, names
 from util.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
 
     from data.transforms import AugmentConfig, EvalTransform, Perturbation
-    from engine.inference import Detector
+    from networks import Preprocessing
 
 AMP_CHOICES = ("off", "bf16", "fp16")
 
@@ -107,15 +107,15 @@ class TestProtocol:
     def record(self) -> dict[str, int | bool | None]:
         return {"crop_size": self.crop_size, "resize": self.resize, "square": self.square}
 
+    @classmethod
+    def of(cls, default: Preprocessing) -> TestProtocol:
+        """A family's default protocol (plain data in networks/)."""
+        return cls(crop_size=default.crop_size, resize=default.resize, square=default.square)
+
 
 PAPER_PROTOCOL = TestProtocol()  # Table 2: no resize, center crop 224
-WHOLE_IMAGE = TestProtocol(crop_size=None)  # the authors' demo
-# Test protocols by name (eval.py --preprocess).
-PREPROCESSING = {
-    "wang2020": PAPER_PROTOCOL,
-    # NPR's test.py: every image resized to 256x256 (so that a batch can hold images of any size), no crop.
-    "npr": TestProtocol(crop_size=None, resize=256, square=True),
-}
+# Test protocols by name (eval.py --preprocess): each built-in family's default, under its recipe's name.
+PREPROCESSING = {spec.recipe: TestProtocol.of(spec.test_protocol) for spec in map(family, names())}
 
 
 def choose_protocol(*, crop_size: int | None, no_crop: bool, resize: int | None, recorded: TestProtocol | None,
@@ -249,15 +249,17 @@ class TrainConfig(Runtime):
         defaults = type(self)  # the class attributes hold the fields' defaults
         if self.protocol is not None:  # opt.json then records the classes it stands for
             object.__setattr__(self, "classes", protocol_list(self.protocol, "classes", self.classes, "--classes"))
-        if self.arch not in ARCHS:
-            raise ConfigError(f"--arch {self.arch}: choose one of {', '.join(ARCHS)}")
+        if self.arch not in names():
+            raise ConfigError(f"--arch {self.arch}: choose one of {', '.join(names())}")
         if self.recipe not in RECIPES:
             raise ConfigError(f"--recipe {self.recipe}: choose one of {', '.join(RECIPES)}")
-        if self.arch in FROM_SCRATCH and self.pretrained_path is not None:
+        from_scratch = family(self.arch).pretrained is None
+        if from_scratch and self.pretrained_path is not None:
             raise ConfigError(f"--arch {self.arch} is trained from scratch: no ImageNet weights apply to it; leave out "
                               f"--pretrained_path")
-        if self.arch in FROM_SCRATCH and not self.no_pretrained:
-            hint = "" if self.recipe == self.arch else f" (or use --recipe {self.arch})"
+        if from_scratch and not self.no_pretrained:
+            recipe = family(self.arch).recipe
+            hint = "" if self.recipe == recipe else f" (or use --recipe {recipe})"
             raise ConfigError(f"--arch {self.arch} is trained from scratch: add --no_pretrained{hint}")
         if not 0 < self.lr_decay <= 1:
             raise ConfigError(f"--lr_decay {self.lr_decay}: give a factor in (0, 1]")
@@ -286,8 +288,7 @@ class TrainConfig(Runtime):
                    ("--rz_interp", "--no_resize", self.no_resize and self.rz_interp != defaults.rz_interp),
                    ("--beta1", "--optim sgd", self.optim == "sgd" and self.beta1 != defaults.beta1),
                    ("--pretrained_path", "--no_pretrained", self.no_pretrained and self.pretrained_path is not None),
-                   ("--init_gain", f"--arch {self.arch}",
-                    self.arch in FROM_SCRATCH and self.init_gain != defaults.init_gain),
+                   ("--init_gain", f"--arch {self.arch}", from_scratch and self.init_gain != defaults.init_gain),
                    ("--square_resize", "--no_resize", self.no_resize and self.square_resize),
                    ("--crop_grid", "--no_crop", self.no_crop and self.crop_grid != defaults.crop_grid),
                    ("--patience", "--delr_freq", self.delr_freq > 0 and self.patience != defaults.patience),
@@ -350,10 +351,10 @@ class EvalConfig(Runtime):
     batch_size: int = 64
     model_path: Path = Path("weights/blur_jpg_prob0.5.pth")
     arch: str | None = None
-    """Backbone (None: the one saved in the checkpoint, else resnet50)."""
+    """Backbone (None: the one saved in the checkpoint, else the family that recognizes its keys)."""
     crop_size: int | None = None
     """Center crop side. With none of crop_size, no_crop, resize: the checkpoint's recorded test protocol, else
-    the paper's (no resize, center crop 224)."""
+    its family's (the paper's for the ResNets: no resize, center crop 224)."""
     no_crop: bool = False
     """Whole images; images of equal size are batched together."""
     resize: int | None = None
@@ -416,12 +417,6 @@ class EvalConfig(Runtime):
 
         return Perturbation(scale=values["resize_scale"], blur_sigma=values["blur_sigma"],
                             jpeg=None if quality is None else (self.jpeg_method, int(quality)))
-
-    def test_protocol(self, detector: Detector) -> tuple[TestProtocol, str]:
-        """The test protocol for ``detector`` and where it came from (see ``crop_size``)."""
-        return choose_protocol(crop_size=self.crop_size, no_crop=self.no_crop, resize=self.resize,
-                               recorded=detector.protocol, fallback=(PAPER_PROTOCOL, "the paper's"),
-                               preprocess=self.preprocess)
 
     @property
     def out_dir(self) -> Path:

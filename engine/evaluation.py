@@ -38,8 +38,16 @@ from data import (
 )
 from data.datasets import left_out_note, walk_files
 from data.suites import SUITES, find_suite_sets
-from engine.configs import EvalConfig, TestProtocol, resolve_workers
-from engine.inference import Detector, Scored, load_detector, score_sets, set_precision, size_notes
+from engine.configs import EvalConfig, resolve_workers
+from engine.inference import (
+    Detector,
+    ProtocolRequest,
+    Scored,
+    load_detector,
+    score_sets,
+    set_precision,
+    size_notes,
+)
 from util.distributed import resolve_device
 from util.errors import Interrupted, UserError
 from util.metrics import accuracy, binary_metrics, calibrate_threshold
@@ -113,12 +121,12 @@ class Evaluator:
     """One eval.py run over its test sets with one loaded model; unreadable images go to ``skipped``."""
 
     def __init__(self, cfg: EvalConfig, *, sets: list[tuple[str, Path, list[Sample]]], detector: Detector,
-                 protocol: TestProtocol, device: torch.device, skipped: CsvStream,
+                 device: torch.device, skipped: CsvStream,
                  finished: dict[str, Scored] | None = None) -> None:
         self.cfg = cfg
         self.sets = sets
         self.detector = detector
-        self.protocol = protocol
+        self.protocol = detector.protocol
         self.device = device
         self.skipped = skipped
         self.finished = finished or {}  # sets scored by the run this one resumes
@@ -131,12 +139,13 @@ class Evaluator:
         logged."""
         cfg = self.cfg
         for name, samples in sets:
-            for note in size_notes(name, samples, self.protocol, self.detector.arch):
+            for note in size_notes(name, samples, self.protocol, self.detector.family):
                 print(note)
         start = time.perf_counter()
         for (name, samples), (scored, skipped) in zip(sets, score_sets(
-                self.detector.model, sets, self.protocol.transform(perturbation), batch_size=cfg.batch_size,
-                device=self.device, amp=cfg.amp, num_workers=resolve_workers(cfg.num_workers, self.device)),
+                self.detector.model, sets, self.protocol.transform(perturbation),
+                normalization=self.detector.normalization, batch_size=cfg.batch_size, device=self.device,
+                amp=cfg.amp, num_workers=resolve_workers(cfg.num_workers, self.device)),
                 strict=True):
             self.skipped.write({"set": name, "path": s.path, "label": s.label, "reason": reason}
                                for s, reason in skipped)
@@ -321,9 +330,9 @@ def evaluate(cfg: EvalConfig) -> list[dict[str, Any]]:
     sets = _load_sets(cfg)
     device = resolve_device(cfg.device)
     set_precision(device, cfg.amp)
-    detector = load_detector(cfg.model_path, cfg.arch, device)
-    protocol, source = cfg.test_protocol(detector)
-    print(f"test protocol: {protocol.describe()} ({source})")
+    detector = load_detector(cfg.model_path, cfg.arch, device, ProtocolRequest(
+        crop_size=cfg.crop_size, no_crop=cfg.no_crop, resize=cfg.resize, preprocess=cfg.preprocess))
+    print(f"test protocol: {detector.protocol.describe()} ({detector.protocol_source})")
     if not cfg.resume and not cfg.overwrite:
         free = unused_folder(cfg.out_dir, RESULT_FILES)
         if free != cfg.out_dir:  # the name goes into opt.json, so its recorded command writes here again
@@ -337,7 +346,7 @@ def evaluate(cfg: EvalConfig) -> list[dict[str, Any]]:
         save_config(cfg, out_dir / "opt.json")
         finished = {}
     with CsvStream(out_dir / "skipped.csv", SKIPPED_COLUMNS, append=cfg.resume) as skipped:
-        evaluator = Evaluator(cfg, sets=sets, detector=detector, protocol=protocol, device=device,
+        evaluator = Evaluator(cfg, sets=sets, detector=detector, device=device,
                               skipped=skipped, finished=finished)
         try:
             rows = evaluator.sweep() if cfg.sweep is not None else evaluator.run()

@@ -43,7 +43,7 @@ from engine.configs import (
     TrainConfig,
     apply_recipe,
 )
-from networks import ARCHS
+from networks import help_text
 from networks.released import RELEASED, model_path
 from options.types import (
     GpuIdsAction,
@@ -265,8 +265,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
     group = parser.add_argument_group("model")
     group.add_argument("--arch", type=arch_name, default=d.arch,
-                       help="backbone: " + ", ".join(ARCHS) + " (npr: NPR, from scratch; it drops an odd last row or "
-                       "column)")
+                       help="backbone: " + help_text())
     group.add_argument("--init_gain", type=positive_float, default=d.init_gain,
                        help="std of the new final layer's weights")
     group.add_argument("--pretrained_path", type=Path, default=d.pretrained_path,
@@ -339,7 +338,8 @@ def _add_model(parser: argparse.ArgumentParser, *flags: str, default: Path | Non
                        f"{' or '.join(RELEASED)} name a released model in weights/, a training run's folder its "
                        f"best.pth{default_help}")
     group.add_argument("--arch", type=arch_name, default=None,
-                       help="backbone (default: the one saved in the checkpoint, NPR for NPR's keys, else resnet50)")
+                       help="backbone (default: the one saved in the checkpoint, else the family that recognizes its "
+                       "keys, e.g. npr for NPR's)")
     return group
 
 
@@ -576,7 +576,7 @@ def benchmark_parser() -> argparse.ArgumentParser:
                      "peak memory, on CPU and (when present) CUDA.")
     parser.add_argument("--devices", type=subset_of(DEVICES), default=d.devices,
                         help="comma-separated (default: cpu, and cuda when available)")
-    parser.add_argument("--arch", type=arch_name, default=d.arch, help="backbone: " + ", ".join(ARCHS))
+    parser.add_argument("--arch", type=arch_name, default=d.arch, help="backbone: " + help_text())
     parser.add_argument("--batch_size", type=positive_int, default=d.batch_size, help="images per batch")
     parser.add_argument("--channels_last", choices=CHANNELS_LAST, default=d.channels_last,
                         help="model and batch layout; auto = what eval.py/train.py use (channels_last on CUDA)")

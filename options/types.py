@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from networks import ARCHS
+from networks import names
 from networks.released import RELEASED
 
 # The authors' option spelled `res50`; it still selects ResNet-50.
@@ -115,8 +115,8 @@ def name_list(text: str) -> tuple[str, ...]:
 
 def arch_name(text: str) -> str:
     name = ARCH_ALIASES.get(text, text)
-    if name not in ARCHS:
-        raise argparse.ArgumentTypeError(f"{text!r}: choose one of {', '.join(ARCHS)}")
+    if name not in names():  # read at each parse: families registered at run time count too
+        raise argparse.ArgumentTypeError(f"{text!r}: choose one of {', '.join(names())}")
     return name
 
 
