@@ -22,7 +22,7 @@ class DemoConfig(Runtime):
     """An image, a folder (a 0_real/1_fake folder also reports AP) or a glob pattern."""
     model_path: Path = Path("weights/blur_jpg_prob0.5.pth")
     arch: str | None = None
-    """Backbone (None: the one saved in the checkpoint, else resnet50)."""
+    """Backbone (None: the one saved in the checkpoint, else the family that recognizes its keys)."""
     crop: int | None = None
     """Center-crop to this size first. With neither crop nor no_crop: the checkpoint's recorded test protocol, else
     the whole image (as the authors' demo)."""
