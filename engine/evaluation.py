@@ -1,4 +1,5 @@
-"""The Table 2 evaluation: every test set scored with one loaded detector (see eval.py).
+"""The Table 2 evaluation: every set of a test suite (``data.suites``) scored with one loaded detector (see
+eval.py).
 
 Files written to ``<results_dir>/<name>/`` (``--name`` defaults to the checkpoint file name):
 
