@@ -42,6 +42,9 @@ class Headline:
 
 @dataclass(frozen=True, kw_only=True)
 class Suite(ABC):
+    """A test suite: where its data comes from, how its sets are found and paired with their reals, and which mean
+    is its headline number. eval.py asks it nothing else."""
+
     name: str
     """Its key in SUITES, as --suite names it."""
     title: str

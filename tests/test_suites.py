@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from data.datasets import Sample
+from data.names import PAPER_MEAN_SETS, PROTOCOLS
 from data.suites import SUITES, FolderSuite, Headline, LoadedSet, Suite, SuiteError, SuiteSet
 from eval import main as eval_main
 from networks import build_model
@@ -89,7 +90,10 @@ def test_every_suite_defines_its_headline_sets():
         assert suite.name == name
         if isinstance(suite, FolderSuite):
             assert set(suite.mean_sets) == {s.name for s in suite.sets}, name
-    assert SUITES["forensynths"].headline().sets == SUITES["forensynths"].protocols["wang2020"].mean_sets
+    forensynths = SUITES["forensynths"]
+    assert forensynths.headline() == Headline(PAPER_MEAN_SETS, "the 11 sets of the wang2020 protocol")
+    assert forensynths.headline("4class") == Headline(PROTOCOLS["4class"].mean_sets,
+                                                      "the 8 sets of the 4class protocol")
     assert len(SUITES["univfd"].mean_sets) == 8 and len(SUITES["synthbuster"].mean_sets) == 9
     assert len(SUITES["genimage"].mean_sets) == 8 and len(SUITES["wildrf"].mean_sets) == 3
 
