@@ -383,9 +383,12 @@ class EvalConfig(Runtime):
         if self.suite not in SUITES:
             raise ConfigError(f"--suite {self.suite}: choose one of {', '.join(SUITES)}")
         if self.protocol is not None:  # opt.json then records the sets it stands for
-            if self.suite != "forensynths":
-                raise ConfigError(f"--protocol names ForenSynths sets; it does not apply to --suite {self.suite}")
-            object.__setattr__(self, "sets", protocol_list(self.protocol, "test_sets", self.sets, "--sets"))
+            protocols = SUITES[self.suite].protocols
+            if not protocols:
+                owners = " or ".join(name for name, suite in SUITES.items() if suite.protocols)
+                raise ConfigError(f"--protocol names sets of --suite {owners}; --suite {self.suite} has none")
+            object.__setattr__(self, "sets", protocol_list(self.protocol, "test_sets", self.sets, "--sets",
+                                                           protocols))
         if self.preprocess is not None:
             if self.preprocess not in PREPROCESSING:
                 raise ConfigError(f"--preprocess {self.preprocess}: choose one of {', '.join(PREPROCESSING)}")

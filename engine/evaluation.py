@@ -1,4 +1,5 @@
-"""The Table 2 evaluation: every test set scored with one loaded detector (see eval.py).
+"""The Table 2 evaluation: every set of a test suite (``data.suites``) scored with one loaded detector (see
+eval.py).
 
 Files written to ``<results_dir>/<name>/`` (``--name`` defaults to the checkpoint file name):
 
@@ -28,16 +29,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from data import (
-    PROTOCOLS,
-    DatasetError,
-    Perturbation,
-    Sample,
-    find_test_sets,
-    scan_folder,
-)
-from data.datasets import left_out_note, walk_files
-from data.suites import SUITES, find_suite_sets
+from data import DatasetError, Perturbation, Sample, scan_folder
+from data.suites import SUITES, LoadedSet
 from engine.configs import EvalConfig, resolve_workers
 from engine.inference import (
     Detector,
@@ -98,16 +91,6 @@ def protocol_mean(rows: Sequence[dict[str, Any]], mean_sets: Sequence[str]) -> d
     return mean_row([by_name[n] for n in mean_sets], f"mean ({len(mean_sets)} sets)")
 
 
-def headline(cfg: EvalConfig) -> tuple[tuple[str, ...], str]:
-    """The sets whose mean is the headline number of this run's suite (or ForenSynths protocol), and in words
-    what that mean is."""
-    if cfg.suite == "forensynths":
-        name = cfg.protocol or "wang2020"
-        return PROTOCOLS[name].mean_sets, f"the {len(PROTOCOLS[name].mean_sets)} sets of the {name} protocol"
-    suite = SUITES[cfg.suite]
-    return suite.mean_sets, f"the {len(suite.mean_sets)} sets of {suite.title} ({suite.headline})"
-
-
 # ------------------------------------------------------------------------------------------------- eval.py
 def _calibration_folder(cfg: EvalConfig) -> Path:
     assert cfg.calibrate_on is not None
@@ -120,8 +103,8 @@ def _calibration_folder(cfg: EvalConfig) -> Path:
 class Evaluator:
     """One eval.py run over its test sets with one loaded model; unreadable images go to ``skipped``."""
 
-    def __init__(self, cfg: EvalConfig, *, sets: list[tuple[str, Path, list[Sample]]], detector: Detector,
-                 device: torch.device, skipped: CsvStream,
+    def __init__(self, cfg: EvalConfig, *, sets: list[LoadedSet], detector: Detector, device: torch.device,
+                 skipped: CsvStream,
                  finished: dict[str, Scored] | None = None) -> None:
         self.cfg = cfg
         self.sets = sets
@@ -216,10 +199,10 @@ class Evaluator:
                  "Accuracies at threshold 0.5" + (f"; calibrated threshold {threshold:.4g} chosen on "
                                                   f"`{cfg.calibrate_on}`." if threshold is not None else "."),
                  "", summary_markdown(rows, calibrated=threshold is not None)]
-        mean_sets, what = headline(cfg)
-        mean = protocol_mean(rows, mean_sets)
+        headline = SUITES[cfg.suite].headline(cfg.protocol)
+        mean = protocol_mean(rows, headline.sets)
         if mean is not None:
-            lines += ["", f"Mean over {what}: AP {100 * mean['ap']:.1f}, acc {100 * mean['acc']:.1f}."]
+            lines += ["", f"Mean over {headline.what}: AP {100 * mean['ap']:.1f}, acc {100 * mean['acc']:.1f}."]
         return "\n".join(lines) + "\n"
 
     def sweep(self) -> list[dict[str, Any]]:
@@ -286,48 +269,10 @@ def _finished_sets(cfg: EvalConfig) -> dict[str, Scored]:
             for name, part in by_set.items()}
 
 
-def _suite_sets(cfg: EvalConfig) -> list[tuple[str, Path, list[Sample]]]:
-    """(name, fakes folder, samples) of each set of a suite other than ForenSynths, each fake set with its reals;
-    missing sets are listed."""
-    found, missing = find_suite_sets(cfg.suite, cfg.dataroot, cfg.sets)
-    if missing:
-        print(f"{cfg.suite}: {len(missing)} sets not under {cfg.dataroot}, left out: {'; '.join(missing)}")
-    sets = []
-    for name, reals, fakes in found:
-        samples = []
-        for label, folder in enumerate((reals, fakes)):
-            images, others = walk_files(folder)
-            samples += [Sample(p, label, "") for p in images]
-            note = left_out_note(others)
-            if note:
-                print(f"{name} ({folder}): {note}")
-        if not samples:
-            raise DatasetError(f"{name}: no images in {reals} or {fakes}")
-        sets.append((name, fakes, samples))
-    return sets
-
-
-def _load_sets(cfg: EvalConfig) -> list[tuple[str, Path, list[Sample]]]:
-    """(name, folder, samples) of every test set the config names; folders that hold no set are listed."""
-    if cfg.suite != "forensynths":
-        return _suite_sets(cfg)
-    folders = find_test_sets(cfg.dataroot, cfg.sets)
-    if cfg.sets is None and folders[0][1] != cfg.dataroot:  # a folder of sets, all taken
-        names = {name for name, _ in folders}
-        ignored = sorted(p.name for p in cfg.dataroot.iterdir() if p.is_dir() and p.name not in names)
-        if ignored:
-            print(f"ignored under {cfg.dataroot} (no 0_real/1_fake folders): {', '.join(ignored)}")
-    for name, path in folders:
-        note = left_out_note(walk_files(path)[1])
-        if note:
-            print(f"{name}: {note}")
-    return [(name, path, scan_folder(path)) for name, path in folders]
-
-
 def evaluate(cfg: EvalConfig) -> list[dict[str, Any]]:
     """eval.py: the summary rows (of every sweep value with a sweep); files as the module docstring says."""
     # The sets and the checkpoint are checked before any file is touched.
-    sets = _load_sets(cfg)
+    sets = SUITES[cfg.suite].load(cfg.dataroot, cfg.sets)
     device = resolve_device(cfg.device)
     set_precision(device, cfg.amp)
     detector = load_detector(cfg.model_path, cfg.arch, device, ProtocolRequest(

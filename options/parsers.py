@@ -14,7 +14,7 @@ import dataclasses
 import difflib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -28,7 +28,7 @@ from commands.configs import (
     RankingConfig,
     SpectraConfig,
 )
-from data.names import INTERPOLATIONS, JPEG_METHODS, PROTOCOLS
+from data.names import INTERPOLATIONS, JPEG_METHODS, PROTOCOLS, Protocol
 from data.suites import SUITES
 from engine.configs import (
     AMP_CHOICES,
@@ -187,10 +187,11 @@ def _add_overwrite(parser: argparse.ArgumentParser | argparse._ArgumentGroup) ->
                         help="replace the files of an earlier run in the output folder (otherwise an error)")
 
 
-def _add_protocol(group: argparse._ArgumentGroup, replaces: str) -> None:
-    group.add_argument("--protocol", choices=tuple(PROTOCOLS), default=None,
+def _add_protocol(group: argparse._ArgumentGroup, replaces: str, protocols: Mapping[str, Protocol] = PROTOCOLS
+                  ) -> None:
+    group.add_argument("--protocol", choices=tuple(protocols), default=None,
                        help=f"sets {replaces} by name: " + "; ".join(f"{k} = {p.description}"
-                                                                     for k, p in PROTOCOLS.items()))
+                                                                     for k, p in protocols.items()))
 
 
 def _config(parser: argparse.ArgumentParser, cls: type[Config], values: dict[str, Any]) -> Config:
@@ -354,7 +355,7 @@ def eval_parser() -> argparse.ArgumentParser:
                        help="test suite: " + "; ".join(f"{k} = {v.title}" for k, v in SUITES.items()))
     group.add_argument("--sets", type=name_list, default=d.sets,
                        help="comma-separated sets to evaluate, in this order (default: all found, Table 2 order)")
-    _add_protocol(group, "--sets")
+    _add_protocol(group, "--sets", {k: p for suite in SUITES.values() for k, p in suite.protocols.items()})
     group.add_argument("--batch_size", type=positive_int, default=d.batch_size, help="images per forward pass")
     _add_model(parser, "-m")
 
@@ -604,14 +605,13 @@ def dataset_download_parser() -> argparse.ArgumentParser:
     from data.forensynths import BASE_URL, SPLITS
     from data.suite_downloads import DOWNLOADS, ZENODO_API
 
-    suites = [name for name in SUITES if name != "forensynths"]
     parser = _parser("python -m dataset.download", "Download and extract test data with resume and checksums "
                      "(ForenSynths splits from the authors' mirror, Synthbuster from Zenodo), or count what is "
                      "there; for suites without a direct link, say where to get them.")
-    parser.add_argument("names", nargs="+", choices=(*SPLITS, *suites), metavar="NAME",
+    parser.add_argument("names", nargs="+", choices=(*SPLITS, *SUITES), metavar="NAME",
                         help="ForenSynths splits: " + "; ".join(f"{k} ({v.size})" for k, v in SPLITS.items())
                         + "; suites: " + ", ".join(f"{n} ({'download' if n in DOWNLOADS else 'where to get it'})"
-                                                   for n in suites))
+                                                   for n in SUITES))
     parser.add_argument("--root", type=Path, default=Path("dataset"),
                         help="data goes to <root>/<name>/, archives and SHA256SUMS.json to <root>/downloads/")
     parser.add_argument("--base_url", default=BASE_URL, help="the ForenSynths mirror to download from")
