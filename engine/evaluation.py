@@ -36,10 +36,18 @@ from data import (
     find_test_sets,
     scan_folder,
 )
-from data.datasets import left_out_note, walk_files
+from data.datasets import left_out_note, walk_files, walked_samples
 from data.suites import SUITES, find_suite_sets
 from engine.configs import EvalConfig, TestProtocol, resolve_workers
-from engine.inference import Detector, Scored, load_detector, score_sets, set_precision, size_notes
+from engine.inference import (
+    Detector,
+    Scored,
+    load_detector,
+    memory_budget,
+    score_sets,
+    set_precision,
+    size_notes,
+)
 from util.distributed import resolve_device
 from util.errors import Interrupted, UserError
 from util.metrics import accuracy, binary_metrics, calibrate_threshold
@@ -50,7 +58,9 @@ from util.report import (
     SUMMARY_COLUMNS,
     CsvStream,
     claim_folder,
+    open_csv,
     plot_sweep,
+    raw_names_note,
     summary_markdown,
     sweep_markdown,
     unused_folder,
@@ -136,7 +146,8 @@ class Evaluator:
         start = time.perf_counter()
         for (name, samples), (scored, skipped) in zip(sets, score_sets(
                 self.detector.model, sets, self.protocol.transform(perturbation), batch_size=cfg.batch_size,
-                device=self.device, amp=cfg.amp, num_workers=resolve_workers(cfg.num_workers, self.device)),
+                device=self.device, amp=cfg.amp, num_workers=resolve_workers(cfg.num_workers, self.device),
+                max_pixels=int(cfg.max_megapixels * 1e6), budget=memory_budget(self.device, cfg.memory_budget)),
                 strict=True):
             self.skipped.write({"set": name, "path": s.path, "label": s.label, "reason": reason}
                                for s, reason in skipped)
@@ -243,7 +254,7 @@ class Evaluator:
 RESULT_FILES = ("scores.csv", "summary.csv", "summary.md", "calibration.json", "opt.json", "skipped.csv",
                 "progress.json", "sweep_*.csv", "sweep_*.md", "sweep_*.png", "sweep_*.pdf")
 # Settings a resumed run may change: they do not change the scores.
-_RESUMABLE = ("resume", "overwrite", "device", "num_workers", "debug", "batch_size", "strict")
+_RESUMABLE = ("resume", "overwrite", "device", "num_workers", "debug", "batch_size", "strict", "memory_budget")
 
 
 def _write_progress(out_dir: Path, finished: list[str]) -> None:
@@ -266,7 +277,7 @@ def _finished_sets(cfg: EvalConfig) -> dict[str, Scored]:
         raise UserError(f"{out_dir} holds a run with other settings ({', '.join('--' + k for k in changed)}); "
                         f"resume with the same ones, or start again with --overwrite")
     finished = json.loads(progress.read_text())["finished"]
-    with open(out_dir / "scores.csv", newline="") as f:
+    with open_csv(out_dir / "scores.csv") as f:
         rows = [r for r in csv.DictReader(f) if r["set"] in finished]
     write_csv(out_dir / "scores.csv", rows, SCORE_COLUMNS)
     by_set: dict[str, list[dict[str, str]]] = {name: [] for name in finished}
@@ -287,12 +298,11 @@ def _suite_sets(cfg: EvalConfig) -> list[tuple[str, Path, list[Sample]]]:
     for name, reals, fakes in found:
         samples = []
         for label, folder in enumerate((reals, fakes)):
-            images, others = walk_files(folder)
-            samples += [Sample(p, label, "") for p in images]
-            note = left_out_note(others)
+            samples += walked_samples(folder, label)
+            note = left_out_note(walk_files(folder).others)
             if note:
                 print(f"{name} ({folder}): {note}")
-        if not samples:
+        if not any(s.refused is None for s in samples):
             raise DatasetError(f"{name}: no images in {reals} or {fakes}")
         sets.append((name, fakes, samples))
     return sets
@@ -309,7 +319,7 @@ def _load_sets(cfg: EvalConfig) -> list[tuple[str, Path, list[Sample]]]:
         if ignored:
             print(f"ignored under {cfg.dataroot} (no 0_real/1_fake folders): {', '.join(ignored)}")
     for name, path in folders:
-        note = left_out_note(walk_files(path)[1])
+        note = left_out_note(walk_files(path).others)
         if note:
             print(f"{name}: {note}")
     return [(name, path, scan_folder(path)) for name, path in folders]
@@ -321,7 +331,7 @@ def evaluate(cfg: EvalConfig) -> list[dict[str, Any]]:
     sets = _load_sets(cfg)
     device = resolve_device(cfg.device)
     set_precision(device, cfg.amp)
-    detector = load_detector(cfg.model_path, cfg.arch, device)
+    detector = load_detector(cfg.model_path, cfg.arch, device, cfg.allow_nonfinite)
     protocol, source = cfg.test_protocol(detector)
     print(f"test protocol: {protocol.describe()} ({source})")
     if not cfg.resume and not cfg.overwrite:
@@ -342,8 +352,16 @@ def evaluate(cfg: EvalConfig) -> list[dict[str, Any]]:
         try:
             rows = evaluator.sweep() if cfg.sweep is not None else evaluator.run()
         except KeyboardInterrupt:
-            raise Interrupted(_interrupted_message(cfg)) from None
+            raise Interrupted(_stopped_message(cfg, "interrupted")) from None
+        except Exception as err:  # what was scored stays, and the user learns what happened in one line
+            if cfg.debug:
+                raise
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise UserError(_stopped_message(cfg, f"stopped by an error ({type(err).__name__}: {first})")) from err
     (out_dir / "progress.json").unlink(missing_ok=True)  # finished: nothing left to resume
+    note = raw_names_note((s.path for _, _, samples in sets for s in samples), "scores.csv (and skipped.csv)")
+    if note:
+        print(note)
     print(f"results: {out_dir}")
     if evaluator.unreadable and cfg.strict:
         raise UserError(f"{len(evaluator.unreadable)} images could not be read (listed in {out_dir / 'skipped.csv'}); "
@@ -351,16 +369,16 @@ def evaluate(cfg: EvalConfig) -> list[dict[str, Any]]:
     return rows
 
 
-def _interrupted_message(cfg: EvalConfig) -> str:
+def _stopped_message(cfg: EvalConfig, what: str) -> str:
     out_dir = cfg.out_dir
     # The same command may write beside its earlier results (<name>_2): naming the folder sends the rerun there.
     here = f"--name {out_dir.name}"
     if cfg.sweep is not None:
-        return (f"interrupted: {out_dir / f'sweep_{cfg.sweep[0]}_scores.csv'} holds the scores computed so far; the "
+        return (f"{what}: {out_dir / f'sweep_{cfg.sweep[0]}_scores.csv'} holds the scores computed so far; the "
                 f"sweep tables and plot were not written. Run the command again with {here} --overwrite to redo the "
                 f"sweep")
     progress = out_dir / "progress.json"
     finished = json.loads(progress.read_text())["finished"] if progress.is_file() else []
     sets = ", ".join(finished) if finished else "none"
-    return (f"interrupted: {out_dir / 'scores.csv'} holds the finished sets ({sets}); summary.csv and summary.md "
+    return (f"{what}: {out_dir / 'scores.csv'} holds the finished sets ({sets}); summary.csv and summary.md "
             f"were not written. Run the same command with {here} --resume to score the remaining sets")
