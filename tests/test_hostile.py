@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import os
 import re
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import eval as eval_script
 from data import SizeGroupedBatches, image_size, load_rgb
 from data.datasets import BadImage, walk_files
 from networks import build_model
-from tests.helpers import run_main
+from tests.helpers import ROOT, run_main, tiny_args
 from tests.hostile import EPS, Expected, build, huge_jpeg
 from util.checkpoint import save_checkpoint
 
@@ -233,3 +235,28 @@ def test_the_page_never_shows_a_path(tmp_path, capsys):
     assert not_scored(bad, "/srv/uploads/abc/photo.jpg", "photo.jpg") == "not scored: SyntaxError: broken data in " \
                                                                          "<path>"
     assert capsys.readouterr().err.count("\n") == 2  # one line in the log each
+
+
+def test_demo_prints_names_that_are_not_utf8_under_a_utf8_locale(corpus, tmp_path):
+    root, _ = corpus
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    Image.new("RGB", (32, 32)).save(os.fsdecode(bytes(folder) + b"/caf\xe9.png"))
+    result = subprocess.run([sys.executable, "demo.py", "-f", str(folder), "-m", str(root / "tiny.pth"),
+                             "--num_workers", "0", "--out", str(tmp_path / "x.csv")], cwd=ROOT, capture_output=True,
+                            env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    assert result.returncode == 0, result.stderr.decode()
+    assert b"caf\\udce9.png" in result.stdout
+    assert b"caf\xe9.png" in (tmp_path / "x.csv").read_bytes() and not (tmp_path / "x.csv.tmp").exists()
+
+
+@pytest.mark.slow
+def test_training_lists_a_bad_file_whose_name_is_not_utf8(tmp_path):
+    from data.synthetic import make_upsampling_set
+    from train import main as train_main
+
+    root = make_upsampling_set(tmp_path / "data", splits={"train": 8, "val": 4}, size=40)
+    raw = os.fsdecode(bytes(root / "train" / "a" / "1_fake") + b"/caf\xe9.png")
+    Path(raw).write_bytes(b"not an image")
+    train_main(tiny_args(root, tmp_path / "ck", "run", "--epochs", "1", "--max_bad_fraction", "0.2"))
+    assert [r["path"] for r in _read(tmp_path / "ck" / "run" / "skipped.csv")] == [raw]
