@@ -4,8 +4,8 @@ The tests build a small one (``build(root)``); the heavy version is a script:
 
     python -m tests.hostile /tmp/hostile --mutants 2000 --seed 0    # then run eval.py/demo.py/train.py on it
 
-Layout: ``<root>/hostile/{0_real,1_fake}/...`` (a test set, and a training split under ``<root>/train``,
-``<root>/val`` with ``--train``). ``build`` returns what each entry must become: ``"scored"``, ``"listed"`` (in
+Layout: ``<root>/hostile/{0_real,1_fake}/...``, a test set (copy it under ``<split>/<class>/`` to train on it).
+``build`` returns what each entry must become: ``"scored"``, ``"listed"`` (in
 skipped.csv, with a reason matching the given pattern) or ``"either"`` (the seeded mutants: decoding decides). Every
 entry a walk can reach is in it, so a run must account for all of them: scored + listed = everything.
 """
