@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from data.names import PROTOCOLS
-from engine.configs import Runtime, TrainConfig, check_runtime
+from engine.configs import Runtime, TrainConfig, check_limits, check_runtime
 from networks import names
 from util.errors import ConfigError
 
@@ -23,6 +23,8 @@ class DemoConfig(Runtime):
     model_path: Path = Path("weights/blur_jpg_prob0.5.pth")
     arch: str | None = None
     """Backbone (None: the one saved in the checkpoint, else the family that recognizes its keys)."""
+    allow_nonfinite: bool = False
+    """Load weights that hold NaN or infinite values (refused by default)."""
     crop: int | None = None
     """Center-crop to this size first. With neither crop nor no_crop: the checkpoint's recorded test protocol, else
     the whole image (as the authors' demo)."""
@@ -33,11 +35,16 @@ class DemoConfig(Runtime):
     out: Path | None = None
     """Also write path,label,logit,prob rows to this CSV."""
     batch_size: int = 16
+    max_megapixels: float = 64.0
+    """Larger images (by their header) are not decoded: skipped and listed."""
+    memory_budget: float | None = None
+    """GiB the activations of a batch of whole images may take (None: half the free memory, at most 4)."""
     strict: bool = False
     """In a folder, an unreadable image is an error (exit status 2)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_limits(self.max_megapixels, self.memory_budget)
         if self.no_crop and self.crop is not None:
             raise ConfigError("--crop has no effect with --no_crop; leave it out")
         if not 0 <= self.threshold <= 1:

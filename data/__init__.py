@@ -21,6 +21,7 @@ _WHERE = {
     # data.datasets
     "BadImage": "data.datasets",
     "Batch": "data.datasets",
+    "MAX_PIXELS": "data.datasets",
     "PREFETCH": "data.datasets",
     "DatasetError": "data.datasets",
     "ImageDataset": "data.datasets",

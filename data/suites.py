@@ -93,7 +93,7 @@ class ForenSynths(Suite):
             if ignored:
                 print(f"ignored under {root} (no 0_real/1_fake folders): {', '.join(ignored)}")
         for name, path in folders:
-            note = left_out_note(walk_files(path)[1])
+            note = left_out_note(walk_files(path).others)
             if note:
                 print(f"{name}: {note}")
         return [LoadedSet(name, path, scan_folder(path)) for name, path in folders]
@@ -153,7 +153,7 @@ class FolderSuite(Suite):
         return found, missing
 
     def load(self, root: Path, names: Sequence[str] | None = None) -> list[LoadedSet]:
-        from data.datasets import DatasetError, Sample, left_out_note, walk_files
+        from data.datasets import DatasetError, left_out_note, walk_files, walked_samples
 
         found, missing = self.locate(root, names)
         if missing:
@@ -162,12 +162,11 @@ class FolderSuite(Suite):
         for name, reals, fakes in found:
             samples = []
             for label, folder in enumerate((reals, fakes)):
-                images, others = walk_files(folder)
-                samples += [Sample(p, label, "") for p in images]
-                note = left_out_note(others)
+                samples += walked_samples(folder, label)
+                note = left_out_note(walk_files(folder).others)
                 if note:
                     print(f"{name} ({folder}): {note}")
-            if not samples:
+            if not any(s.refused is None for s in samples):
                 raise DatasetError(f"{name}: no images in {reals} or {fakes}")
             sets.append(LoadedSet(name, fakes, samples))
         return sets

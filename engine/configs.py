@@ -48,6 +48,15 @@ class Runtime:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(Runtime)}
 
 
+def check_limits(max_megapixels: float, memory_budget: float | None = None) -> None:
+    """--max_megapixels (images larger are listed, not decoded) and --memory_budget (GiB for a batch of whole
+    images; None: derived from free memory)."""
+    if not max_megapixels > 0:
+        raise ConfigError(f"--max_megapixels {max_megapixels}: give a positive number")
+    if memory_budget is not None and not memory_budget > 0:
+        raise ConfigError(f"--memory_budget {memory_budget}: give a positive number of GiB")
+
+
 def check_runtime(amp: str, num_workers: int | str) -> None:
     if amp not in AMP_CHOICES:
         raise ConfigError(f"--amp {amp}: choose one of {', '.join(AMP_CHOICES)}")
@@ -179,6 +188,8 @@ class TrainConfig(Runtime):
     val_split: str = "val"
     max_bad_fraction: float = 0.01
     """Unreadable images are skipped and listed; more than this fraction of a split is an error."""
+    max_megapixels: float = 64.0
+    """Larger images (by their header) are not decoded: skipped and listed."""
     batch_size: int = 64
     """Images per step, per process."""
     serial_batches: bool = False
@@ -246,6 +257,7 @@ class TrainConfig(Runtime):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_limits(self.max_megapixels)
         defaults = type(self)  # the class attributes hold the fields' defaults
         if self.protocol is not None:  # opt.json then records the classes it stands for
             object.__setattr__(self, "classes", protocol_list(self.protocol, "classes", self.classes, "--classes"))
@@ -349,9 +361,15 @@ class EvalConfig(Runtime):
     """Sets to evaluate, in this order (None: all found, in the suite's order; or the protocol's)."""
     protocol: str | None = None
     batch_size: int = 64
+    max_megapixels: float = 64.0
+    """Larger images (by their header) are not decoded: skipped and listed."""
+    memory_budget: float | None = None
+    """GiB the activations of a batch of whole images may take (None: half the free memory, at most 4)."""
     model_path: Path = Path("weights/blur_jpg_prob0.5.pth")
     arch: str | None = None
     """Backbone (None: the one saved in the checkpoint, else the family that recognizes its keys)."""
+    allow_nonfinite: bool = False
+    """Load weights that hold NaN or infinite values (refused by default)."""
     crop_size: int | None = None
     """Center crop side. With none of crop_size, no_crop, resize: the checkpoint's recorded test protocol, else
     its family's (the paper's for the ResNets: no resize, center crop 224)."""
@@ -380,6 +398,7 @@ class EvalConfig(Runtime):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_limits(self.max_megapixels, self.memory_budget)
         if self.suite not in SUITES:
             raise ConfigError(f"--suite {self.suite}: choose one of {', '.join(SUITES)}")
         if self.protocol is not None:  # opt.json then records the sets it stands for

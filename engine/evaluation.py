@@ -37,6 +37,7 @@ from engine.inference import (
     ProtocolRequest,
     Scored,
     load_detector,
+    memory_budget,
     score_sets,
     set_precision,
     size_notes,
@@ -51,7 +52,9 @@ from util.report import (
     SUMMARY_COLUMNS,
     CsvStream,
     claim_folder,
+    open_csv,
     plot_sweep,
+    raw_names_note,
     summary_markdown,
     sweep_markdown,
     unused_folder,
@@ -128,7 +131,8 @@ class Evaluator:
         for (name, samples), (scored, skipped) in zip(sets, score_sets(
                 self.detector.model, sets, self.protocol.transform(perturbation),
                 normalization=self.detector.normalization, batch_size=cfg.batch_size, device=self.device,
-                amp=cfg.amp, num_workers=resolve_workers(cfg.num_workers, self.device)),
+                amp=cfg.amp, num_workers=resolve_workers(cfg.num_workers, self.device),
+                max_pixels=int(cfg.max_megapixels * 1e6), budget=memory_budget(self.device, cfg.memory_budget)),
                 strict=True):
             self.skipped.write({"set": name, "path": s.path, "label": s.label, "reason": reason}
                                for s, reason in skipped)
@@ -235,7 +239,7 @@ class Evaluator:
 RESULT_FILES = ("scores.csv", "summary.csv", "summary.md", "calibration.json", "opt.json", "skipped.csv",
                 "progress.json", "sweep_*.csv", "sweep_*.md", "sweep_*.png", "sweep_*.pdf")
 # Settings a resumed run may change: they do not change the scores.
-_RESUMABLE = ("resume", "overwrite", "device", "num_workers", "debug", "batch_size", "strict")
+_RESUMABLE = ("resume", "overwrite", "device", "num_workers", "debug", "batch_size", "strict", "memory_budget")
 
 
 def _write_progress(out_dir: Path, finished: list[str]) -> None:
@@ -258,7 +262,7 @@ def _finished_sets(cfg: EvalConfig) -> dict[str, Scored]:
         raise UserError(f"{out_dir} holds a run with other settings ({', '.join('--' + k for k in changed)}); "
                         f"resume with the same ones, or start again with --overwrite")
     finished = json.loads(progress.read_text())["finished"]
-    with open(out_dir / "scores.csv", newline="") as f:
+    with open_csv(out_dir / "scores.csv") as f:
         rows = [r for r in csv.DictReader(f) if r["set"] in finished]
     write_csv(out_dir / "scores.csv", rows, SCORE_COLUMNS)
     by_set: dict[str, list[dict[str, str]]] = {name: [] for name in finished}
@@ -276,7 +280,8 @@ def evaluate(cfg: EvalConfig) -> list[dict[str, Any]]:
     device = resolve_device(cfg.device)
     set_precision(device, cfg.amp)
     detector = load_detector(cfg.model_path, cfg.arch, device, ProtocolRequest(
-        crop_size=cfg.crop_size, no_crop=cfg.no_crop, resize=cfg.resize, preprocess=cfg.preprocess))
+        crop_size=cfg.crop_size, no_crop=cfg.no_crop, resize=cfg.resize, preprocess=cfg.preprocess),
+        allow_nonfinite=cfg.allow_nonfinite)
     print(f"test protocol: {detector.protocol.describe()} ({detector.protocol_source})")
     if not cfg.resume and not cfg.overwrite:
         free = unused_folder(cfg.out_dir, RESULT_FILES)
@@ -296,8 +301,16 @@ def evaluate(cfg: EvalConfig) -> list[dict[str, Any]]:
         try:
             rows = evaluator.sweep() if cfg.sweep is not None else evaluator.run()
         except KeyboardInterrupt:
-            raise Interrupted(_interrupted_message(cfg)) from None
+            raise Interrupted(_stopped_message(cfg, "interrupted")) from None
+        except Exception as err:  # what was scored stays, and the user learns what happened in one line
+            if cfg.debug:
+                raise
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise UserError(_stopped_message(cfg, f"stopped by an error ({type(err).__name__}: {first})")) from err
     (out_dir / "progress.json").unlink(missing_ok=True)  # finished: nothing left to resume
+    note = raw_names_note((s.path for _, _, samples in sets for s in samples), "scores.csv (and skipped.csv)")
+    if note:
+        print(note)
     print(f"results: {out_dir}")
     if evaluator.unreadable and cfg.strict:
         raise UserError(f"{len(evaluator.unreadable)} images could not be read (listed in {out_dir / 'skipped.csv'}); "
@@ -305,16 +318,16 @@ def evaluate(cfg: EvalConfig) -> list[dict[str, Any]]:
     return rows
 
 
-def _interrupted_message(cfg: EvalConfig) -> str:
+def _stopped_message(cfg: EvalConfig, what: str) -> str:
     out_dir = cfg.out_dir
     # The same command may write beside its earlier results (<name>_2): naming the folder sends the rerun there.
     here = f"--name {out_dir.name}"
     if cfg.sweep is not None:
-        return (f"interrupted: {out_dir / f'sweep_{cfg.sweep[0]}_scores.csv'} holds the scores computed so far; the "
+        return (f"{what}: {out_dir / f'sweep_{cfg.sweep[0]}_scores.csv'} holds the scores computed so far; the "
                 f"sweep tables and plot were not written. Run the command again with {here} --overwrite to redo the "
                 f"sweep")
     progress = out_dir / "progress.json"
     finished = json.loads(progress.read_text())["finished"] if progress.is_file() else []
     sets = ", ".join(finished) if finished else "none"
-    return (f"interrupted: {out_dir / 'scores.csv'} holds the finished sets ({sets}); summary.csv and summary.md "
+    return (f"{what}: {out_dir / 'scores.csv'} holds the finished sets ({sets}); summary.csv and summary.md "
             f"were not written. Run the same command with {here} --resume to score the remaining sets")

@@ -6,6 +6,7 @@ Shared by training (validation), evaluation, the demo and the benchmark.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -20,6 +21,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from data import (
+    MAX_PIXELS,
     PREFETCH,
     BadImage,
     EvalTransform,
@@ -32,10 +34,10 @@ from data import (
     init_worker,
 )
 from engine.configs import TestProtocol, choose_protocol
-from networks import Family, build_model, family, recognize
+from networks import Family, build_model, family, names, recognize
 from networks.released import RELEASED
 from util import distributed
-from util.checkpoint import CheckpointError, extract_state_dict, load_checkpoint, load_weights
+from util.checkpoint import CheckpointError, check_checkpoint, extract_state_dict, load_checkpoint, load_weights
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -152,7 +154,7 @@ def size_notes(name: str, samples: Sequence[Sample], protocol: TestProtocol, net
     small = odd = seen = 0
     transform = protocol.transform()
     least = protocol.crop_size or MIN_WHOLE_SIDE
-    for sample in samples[:probe]:
+    for sample in (s for s in samples[:probe] if s.refused is None):
         with contextlib.suppress(BadImage):  # reported when the image is scored
             original = image_size(sample.path)
             size = transform.output_size(*original)
@@ -218,15 +220,17 @@ def _missing_detector(path: Path) -> CheckpointError:
 
 
 def load_detector(path: Path, arch: str | None, device: torch.device,
-                  request: ProtocolRequest = ProtocolRequest()) -> Detector:
+                  request: ProtocolRequest = ProtocolRequest(), allow_nonfinite: bool = False) -> Detector:
     """The detector in eval mode on ``device``, and the test protocol ``request`` leads to. Its family is ``arch``,
     else the one its checkpoint records, else the one whose spec recognizes its state dict's keys, else the paper's
-    ResNet-50 (whose error then says how the weights differ). eval.py, demo.py and the page load detectors so."""
+    ResNet-50 (whose error then says how the weights differ). Everything the checkpoint carries is checked first.
+    eval.py, demo.py and the page load detectors so."""
     if not Path(path).exists():
         raise _missing_detector(Path(path))
     checkpoint = load_checkpoint(path)
-    options = checkpoint.get("options", {})
     state = extract_state_dict(checkpoint)
+    check_checkpoint(checkpoint, state, str(path), archs=names(), allow_nonfinite=allow_nonfinite)
+    options = checkpoint.get("options", {})
     recognized = recognize(state.keys())
     spec = family(arch or options.get("arch") or (recognized.name if recognized else "resnet50"))
     model = build_model(spec.name, pretrained=False)
@@ -264,27 +268,66 @@ class Scored:
                 for s, logit, prob in zip(self.samples, self.logits, self.probs, strict=True)]
 
 
+# Bytes a forward pass takes per input pixel without gradients: ResNet-50 and NPR, the largest of the networks
+# here, took 300-310 at 1 Mpx on CPU (237 at 4 Mpx); the same budget holds for the other networks.
+FORWARD_BYTES_PER_PIXEL = 320
+# The default memory budget for whole images: half of the memory free on the device, at most this much.
+MAX_AUTO_BUDGET = 4 * 2**30
+
+
+def _available_memory(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    with contextlib.suppress(OSError, ValueError, StopIteration), open("/proc/meminfo") as f:
+        return 1024 * int(next(line for line in f if line.startswith("MemAvailable:")).split()[1])
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def memory_budget(device: torch.device, gib: float | None) -> int:
+    """Bytes the activations of one batch of whole images may take: ``gib`` (--memory_budget), or half of the free
+    memory of ``device``, at most MAX_AUTO_BUDGET."""
+    if gib is not None:
+        return int(gib * 2**30)
+    return min(MAX_AUTO_BUDGET, _available_memory(device) // 2)
+
+
+def over_budget(width: int, height: int, budget: int) -> str | None:
+    """Why a whole image of this size is not scored, or None."""
+    need = width * height * FORWARD_BYTES_PER_PIXEL
+    if need <= budget:
+        return None
+    return (f"{width}x{height} scored whole needs about {need / 2**30:.1f} GiB, over the memory budget of "
+            f"{budget / 2**30:.1f} GiB (--memory_budget raises it; a crop needs little)")
+
+
 def eval_loader(samples: Sequence[Sample], transform: EvalTransform, *, batch_size: int, num_workers: int,
                 device: torch.device, sizes: Sequence[tuple[int, int]] | None = None,
-                parts: Sequence[int] | None = None) -> DataLoader:
+                parts: Sequence[int] | None = None, max_pixels: int = MAX_PIXELS,
+                budget: int | None = None) -> DataLoader:
     """Batches of ``samples`` of equal output size: whole images of several sizes are grouped by size instead of
-    going one at a time. ``sizes``: each sample's image size, when already read (else read from the headers).
-    ``parts``: each sample's part (test set), when the samples of several follow each other; no batch mixes two."""
+    going one at a time, as many as ``budget`` bytes of activations allow. ``sizes``: each sample's image size,
+    when already read (else read from the headers). ``parts``: each sample's part (test set), when the samples of
+    several follow each other; no batch mixes two. ``max_pixels``: larger images are not decoded."""
     if transform.crop_size is not None:
         sizes = [(transform.crop_size, transform.crop_size)] * len(samples)
     elif sizes is None:
-        sizes = [image_size(sample.path) for sample in samples]
+        sizes = [image_size(sample.path, max_pixels) for sample in samples]
     sizes = [transform.output_size(*size) for size in sizes]
-    return DataLoader(ImageDataset(samples, transform), batch_sampler=SizeGroupedBatches(sizes, batch_size, parts),
+    batches = SizeGroupedBatches(sizes, batch_size, parts,
+                                 None if budget is None else budget // FORWARD_BYTES_PER_PIXEL)
+    return DataLoader(ImageDataset(samples, transform, max_pixels=max_pixels), batch_sampler=batches,
                       num_workers=num_workers, collate_fn=collate, pin_memory=device.type == "cuda",
                       worker_init_fn=init_worker, prefetch_factor=PREFETCH if num_workers else None)
 
 
 def score_sets(model: nn.Module, sets: Sequence[tuple[str, Sequence[Sample]]], transform: EvalTransform, *,
                normalization: Normalization, batch_size: int, num_workers: int, device: torch.device, amp: str,
-               progress: bool = True) -> Iterator[tuple[Scored, list[tuple[Sample, str]]]]:
+               progress: bool = True, max_pixels: int = MAX_PIXELS, budget: int | None = None,
+               ) -> Iterator[tuple[Scored, list[tuple[Sample, str]]]]:
     """For each named set, in order and as soon as it is done: logits of its readable samples (in order), and
-    (sample, reason) for each unreadable one. One loader, so the workers start once for all the sets."""
+    (sample, reason) for each unreadable one. One loader, so the workers start once for all the sets. Whole images
+    are batched within ``budget`` bytes (``memory_budget``); one that alone needs more is listed instead."""
+    budget = memory_budget(device, None) if budget is None else budget
     readable: list[list[Sample]] = []
     skipped: list[list[tuple[Sample, str]]] = []
     sizes: list[tuple[int, int]] | None = None if transform.crop_size is not None else []
@@ -297,7 +340,13 @@ def score_sets(model: nn.Module, sets: Sequence[tuple[str, Sequence[Sample]]], t
         skipped.append([])
         for sample in samples:  # batching by size reads each header first; unreadable files end here
             try:
-                sizes.append(image_size(sample.path))
+                if sample.refused:
+                    raise BadImage(sample.path, sample.refused)
+                size = image_size(sample.path, max_pixels)
+                too_much = over_budget(*transform.output_size(*size), budget)
+                if too_much:
+                    raise BadImage(sample.path, too_much)
+                sizes.append(size)
                 readable[-1].append(sample)
             except BadImage as err:
                 skipped[-1].append((sample, err.reason))
@@ -307,7 +356,7 @@ def score_sets(model: nn.Module, sets: Sequence[tuple[str, Sequence[Sample]]], t
     outputs: Iterator[Predictions] = iter(())
     if everything:
         loader = eval_loader(everything, transform, batch_size=batch_size, num_workers=num_workers, device=device,
-                             sizes=sizes, parts=parts)
+                             sizes=sizes, parts=parts, max_pixels=max_pixels, budget=budget)
         names = ", ".join(name for name, _ in sets)
         outputs = predict_parts(model, loader, device, amp, ends, normalization=normalization, progress=progress,
                                 desc=names if len(names) <= 30 else f"{len(sets)} sets")
@@ -322,8 +371,10 @@ def score_sets(model: nn.Module, sets: Sequence[tuple[str, Sequence[Sample]]], t
 
 def score_samples(model: nn.Module, samples: Sequence[Sample], transform: EvalTransform, *,
                   normalization: Normalization, batch_size: int, num_workers: int, device: torch.device, amp: str,
-                  desc: str = "score", progress: bool = True) -> tuple[Scored, list[tuple[Sample, str]]]:
+                  desc: str = "score", progress: bool = True, max_pixels: int = MAX_PIXELS, budget: int | None = None,
+                  ) -> tuple[Scored, list[tuple[Sample, str]]]:
     """Logits of the readable samples (in order), and (sample, reason) for each unreadable one."""
     (result,) = score_sets(model, [(desc, samples)], transform, normalization=normalization, batch_size=batch_size,
-                           num_workers=num_workers, device=device, amp=amp, progress=progress)
+                           num_workers=num_workers, device=device, amp=amp, progress=progress, max_pixels=max_pixels,
+                           budget=budget)
     return result

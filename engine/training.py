@@ -62,6 +62,7 @@ from util.checkpoint import extract_state_dict, load_checkpoint, load_weights, s
 from util.errors import Interrupted, UserError
 from util.metrics import binary_metrics, log_loss
 from util.records import command_line, config_dict, save_config
+from util.report import ENCODING_ERRORS
 
 
 @dataclass
@@ -100,7 +101,9 @@ def _whole_image_loader(dataset: ImageDataset, sampler: SeededSampler, cfg: Trai
     sizes = []
     for _, index in keys:
         try:
-            width, height = image_size(dataset.samples[index].path)
+            if dataset.samples[index].refused:
+                raise BadImage(dataset.samples[index].path, dataset.samples[index].refused)
+            width, height = image_size(dataset.samples[index].path, dataset.max_pixels)
             sizes.append((width, height) if cfg.no_resize else
                          resized_size(width, height, cfg.load_size, cfg.square_resize))
         except BadImage:
@@ -191,9 +194,10 @@ def _datasets(cfg: TrainConfig) -> tuple[ImageDataset, ImageDataset]:
     augment = cfg.augment()
     train_samples = scan_folder(cfg.dataroot / cfg.train_split, cfg.classes)
     val_samples = scan_folder(cfg.dataroot / cfg.val_split, cfg.classes)
-    return (ImageDataset(train_samples, TrainTransform(augment), seed=cfg.seed),
+    max_pixels = int(cfg.max_megapixels * 1e6)
+    return (ImageDataset(train_samples, TrainTransform(augment), seed=cfg.seed, max_pixels=max_pixels),
             ImageDataset(val_samples, ValTransform(augment, perturb=cfg.val_perturb, whole=cfg.test_no_crop),
-                         seed=cfg.seed))
+                         seed=cfg.seed, max_pixels=max_pixels))
 
 
 # Settings that do not change the weights: where and how fast a run computes, when it gives up.
@@ -360,7 +364,9 @@ class _Run:
         # One O_APPEND write per batch: whole lines even when several processes log at once.
         fd = os.open(self.run_dir / "skipped.csv", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, (("split,path,reason\n" if os.fstat(fd).st_size == 0 else "") + text.getvalue()).encode())
+            # A file name that is not UTF-8 is written as its own bytes (util.report.ENCODING_ERRORS).
+            os.write(fd, (("split,path,reason\n" if os.fstat(fd).st_size == 0 else "")
+                          + text.getvalue()).encode(errors=ENCODING_ERRORS))
         finally:
             os.close(fd)
 

@@ -182,6 +182,15 @@ def _add_runtime(parser: argparse.ArgumentParser, device: bool = True, training:
                        f"{MAX_AUTO_WORKERS}) on CUDA, 0 on CPU; 0 = load in the main process")
 
 
+def _add_limits(group: argparse._ArgumentGroup, default: type, whole: bool = True) -> None:
+    group.add_argument("--max_megapixels", type=positive_float, default=default.max_megapixels,
+                       help="larger images (by their header) are not decoded: skipped and listed")
+    if whole:
+        group.add_argument("--memory_budget", type=positive_float, default=None, metavar="GIB",
+                           help="memory for a batch of whole images: they are batched within it, and one that alone "
+                           "needs more is listed (default: half the free memory, at most 4 GiB)")
+
+
 def _add_overwrite(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the files of an earlier run in the output folder (otherwise an error)")
@@ -228,6 +237,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                        help="unreadable images are skipped and listed in skipped.csv; more than this fraction "
                        "of a split is an error")
     group.add_argument("--batch_size", type=positive_int, default=d.batch_size, help="images per step (per process)")
+    _add_limits(group, d, whole=False)
     group.add_argument("--serial_batches", action="store_true", help="keep file order instead of shuffling")
     group.add_argument("--class_bal", action="store_true",
                        help="sample real and fake images with equal probability (with replacement)")
@@ -344,6 +354,11 @@ def _add_model(parser: argparse.ArgumentParser, *flags: str, default: Path | Non
     return group
 
 
+def _add_nonfinite(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--allow_nonfinite", action="store_true",
+                       help="load weights that hold NaN or infinite values (refused by default)")
+
+
 def eval_parser() -> argparse.ArgumentParser:
     d = EvalConfig
     parser = _parser("eval.py", "Evaluate a detector on every test set under --dataroot (Table 2).")
@@ -357,7 +372,8 @@ def eval_parser() -> argparse.ArgumentParser:
                        help="comma-separated sets to evaluate, in this order (default: all found, Table 2 order)")
     _add_protocol(group, "--sets", {k: p for suite in SUITES.values() for k, p in suite.protocols.items()})
     group.add_argument("--batch_size", type=positive_int, default=d.batch_size, help="images per forward pass")
-    _add_model(parser, "-m")
+    _add_limits(group, d)
+    _add_nonfinite(_add_model(parser, "-m"))
 
     group = parser.add_argument_group("preprocessing (the paper's test protocol: no resize, center crop 224)")
     group.add_argument("--crop_size", "--cropSize", type=positive_int, default=d.crop_size,
@@ -409,7 +425,7 @@ def demo_parser() -> argparse.ArgumentParser:
     parser = _parser("demo.py", "Probability that an image (or each image of a folder or glob) is synthetic.")
     parser.add_argument("-f", "--file", required=True,
                         help="an image, a folder (a 0_real/1_fake folder also reports AP) or a quoted glob")
-    _add_model(parser, "-m")
+    _add_nonfinite(_add_model(parser, "-m"))
     parser.add_argument("-c", "--crop", type=positive_int, default=d.crop,
                         help="center-crop to this size first (default: the checkpoint's test protocol, else the "
                         "whole image, as the authors' demo)")
@@ -420,6 +436,7 @@ def demo_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=d.out, help="also write path,probability rows to this CSV")
     parser.add_argument("--batch_size", type=positive_int, default=d.batch_size,
                         help="images per forward pass (folders)")
+    _add_limits(parser.add_argument_group("limits"), d)
     parser.add_argument("--strict", action="store_true",
                         help="in a folder, an unreadable image is an error (default: skipped and reported)")
     parser.add_argument("--use_cpu", dest="device", action="store_const", const="cpu", default=argparse.SUPPRESS,
