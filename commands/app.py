@@ -18,6 +18,8 @@ import html
 import io
 import json
 import os
+import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +31,7 @@ from commands.configs import AppConfig
 from commands.demo import UNLABELED, verdict
 from commands.spectra import MAX_SIDE, image_residual_spectrum
 from data import BadImage, Sample, image_size, load_rgb
-from engine.configs import WHOLE_IMAGE, choose_protocol
-from engine.inference import load_detector, score_samples, set_precision, size_notes
+from engine.inference import ProtocolRequest, load_detector, score_samples, set_precision, size_notes
 from util.distributed import resolve_device
 from util.errors import UserError
 
@@ -44,10 +45,22 @@ class Refused(UserError):
     """An upload the page does not score, with the reason to show."""
 
 
-def not_scored(err: BadImage | Refused, path: str, name: str) -> str:
-    """Why an upload was not scored, its name in place of the server's path."""
-    reason = err.reason if isinstance(err, BadImage) else str(err)
-    return "not scored: " + reason.replace(path, name)
+# Anything in a message that looks like an absolute path: a decoder's message may quote files of the server.
+_PATH = re.compile(r"(?:[A-Za-z]:)?[/\\][^\s'\"<>]*")
+
+
+def not_scored(err: Exception, path: str, name: str) -> str:
+    """Why an upload was not scored, its name in place of the server's path and no other path shown; one line in
+    the server's log."""
+    if isinstance(err, BadImage):
+        reason = err.reason
+    elif isinstance(err, Refused):
+        reason = str(err)
+    else:  # a failure of ours, not of the file: its text is for the log only
+        reason = f"the server failed on it ({type(err).__name__})"
+    text = "not scored: " + _PATH.sub("<path>", reason.replace(path, name))
+    print(f"{name}: {text} ({type(err).__name__})", file=sys.stderr, flush=True)
+    return text
 
 
 def default_model() -> Path:
@@ -109,11 +122,9 @@ class Scorer:
         self.device = resolve_device(cfg.device)
         set_precision(self.device, cfg.amp)
         self.model_path = cfg.model_path or default_model()
-        self.detector = load_detector(self.model_path, cfg.arch, self.device)
-        # As demo.py: the checkpoint's recorded protocol, else the whole image as the authors' demo.
-        self.protocol, self.source = choose_protocol(crop_size=None, no_crop=False, resize=None,
-                                                     recorded=self.detector.protocol,
-                                                     fallback=(WHOLE_IMAGE, "the authors' demo"))
+        # As demo.py: the checkpoint's recorded protocol, else the family's for demos.
+        self.detector = load_detector(self.model_path, cfg.arch, self.device, ProtocolRequest(demo=True))
+        self.protocol = self.detector.protocol
         self.threshold, self.threshold_source = calibrated_threshold(cfg.calibration)
 
     def describe(self) -> str:
@@ -122,8 +133,8 @@ class Scorer:
         path = self.model_path
         name = f"{path.parent.name}/{path.name}" if (path.parent / "opt.json").is_file() else path.name
         return (f"**Model** `{name}`: {d.arch}, recipe {d.recipe}. **Test protocol**: "
-                f"{self.protocol.describe()} ({self.source}). **Default threshold** {100 * self.threshold:.1f}% "
-                f"({self.threshold_source}).")
+                f"{self.protocol.describe()} ({d.protocol_source}). **Default threshold** "
+                f"{100 * self.threshold:.1f}% ({self.threshold_source}).")
 
     def probability(self, path: str) -> float:
         """P(synthetic) of the image at ``path``, computed as demo.py computes it; Refused or BadImage."""
@@ -134,8 +145,8 @@ class Scorer:
                           f"whole ({self.cfg.max_megapixels:g}); score it with demo.py")
         load_rgb(path)  # a file that does not decode fails here with its reason
         scored, skipped = score_samples(self.detector.model, [Sample(path, UNLABELED, "")], self.protocol.transform(),
-                                        batch_size=1, num_workers=0, device=self.device, amp=self.cfg.amp,
-                                        progress=False)
+                                        normalization=self.detector.normalization, batch_size=1, num_workers=0,
+                                        device=self.device, amp=self.cfg.amp, progress=False)
         if skipped:
             raise BadImage(path, skipped[0][1])
         return float(scored.probs[0])
@@ -143,11 +154,11 @@ class Scorer:
     def score(self, path: str, name: str) -> Outcome:
         try:
             prob = self.probability(path)
-            notes = size_notes(name, [Sample(path, UNLABELED, "")], self.protocol, self.detector.arch)
+            notes = size_notes(name, [Sample(path, UNLABELED, "")], self.protocol, self.detector.family)
             thumbnail = load_rgb(path)
             thumbnail.thumbnail((THUMBNAIL, THUMBNAIL))
             spectrum = spectrum_image(path)
-        except (BadImage, Refused) as err:
+        except Exception as err:  # one odd upload gets a note; the others are scored and the server stays up
             return Outcome(name, None, not_scored(err, path, name), "")
         panel = (f'<figure class="evidence"><div class="pair"><img alt="image" src="{_png_data_uri(thumbnail)}">'
                  f'<img alt="high-pass spectrum" src="{_png_data_uri(spectrum)}"></div><figcaption>'
@@ -201,13 +212,20 @@ def build(scorer: Scorer) -> Any:
     """The Gradio app (not launched)."""
     import gradio as gr
 
+    def refused(err: Exception, path: str, name: str) -> gr.Error:
+        """The error the page shows, with one line in the log instead of a traceback."""
+        return gr.Error(not_scored(err, path, name), print_exception=False)
+
     def analyze(files: list[str] | None, pasted: str | None, threshold: float,
                 progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008 (Gradio's progress idiom)
-        uploads = [(_uploaded(p), Path(p).name) for p in files or []]
-        if pasted:
-            uploads.append((_uploaded(pasted), "pasted image"))
+        uploads = [(p, Path(p).name) for p in files or []] + ([(pasted, "pasted image")] if pasted else [])
+        for path, name in uploads:
+            try:
+                _uploaded(path)
+            except Refused as err:
+                raise refused(err, path, name) from None
         if not uploads:
-            raise gr.Error("Drop, choose or paste at least one image first.")
+            raise gr.Error("Drop, choose or paste at least one image first.", print_exception=False)
         scored = [scorer.score(path, name) for path, name in progress.tqdm(uploads, desc="scoring")]
         results = [{"name": s.name, "prob": s.prob, "note": s.note} for s in scored]
         status = f"{len(results)} scored" if all(s.prob is not None for s in scored) else \
@@ -220,11 +238,11 @@ def build(scorer: Scorer) -> Any:
 
     def score_api(file: str | None) -> tuple[float, str]:
         if not file:
-            raise gr.Error("send one image file")
+            raise gr.Error("send one image file", print_exception=False)
         try:
             prob = scorer.probability(_uploaded(file))
-        except (BadImage, Refused) as err:
-            raise gr.Error(not_scored(err, file, Path(file).name)) from None
+        except Exception as err:
+            raise refused(err, file, Path(file).name) from None
         return prob, verdict(prob, scorer.threshold)
 
     with gr.Blocks(title="CNN-generated image detector", analytics_enabled=False) as app:

@@ -59,9 +59,17 @@ from data import (
 from data.names import LABEL_FOLDERS
 from data.synthetic import make_upsampling_set, smooth_image
 from engine.configs import EvalConfig, TrainConfig, available_cpus, resolve_workers
-from engine.inference import autocast, eval_loader, input_memory_format, memory_format, predict, set_precision
+from engine.inference import (
+    autocast,
+    eval_loader,
+    input_memory_format,
+    memory_format,
+    normalization_of,
+    predict,
+    set_precision,
+)
 from engine.training import make_optimizer, train, train_step
-from networks import build_model
+from networks import build_model, family
 from util.distributed import resolve_device
 from util.errors import UserError
 from util.records import command_line, config_dict
@@ -245,7 +253,8 @@ def measure_eval(model: nn.Module, device: torch.device, samples: list[Sample], 
                              num_workers=workers)
         handover = _Handover(loader)
         with _peak_memory(device) as peak:
-            predict(model, handover, device, cfg.amp)  # returns gathered on the host: the device is done
+            # returns gathered on the host: the device is done
+            predict(model, handover, device, cfg.amp, normalization=normalization_of(family(cfg.arch)))
             images, seconds = handover.steady(time.perf_counter(), WARMUP_BATCHES + workers * PREFETCH)
         measure = Measure(images, seconds, peak[0], steady_problems(images, seconds, queued, cfg.min_seconds))
         if measure.valid:

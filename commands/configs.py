@@ -13,8 +13,10 @@ from typing import Any
 from data.names import PROTOCOLS
 from engine.configs import (
     ARCH_HELP,
-    ARCHS,
+    BUDGET_HELP,
+    MEGAPIXELS_HELP,
     MODEL_HELP,
+    NONFINITE_HELP,
     OVERWRITE_HELP,
     Compute,
     Runtime,
@@ -22,6 +24,7 @@ from engine.configs import (
     arch_name,
     known_arch,
 )
+from networks import help_text
 from networks.released import model_path
 from util.errors import ConfigError
 from util.fields import Options, between, each, nonempty, nonneg, numbers, option, positive, probability, words
@@ -35,6 +38,7 @@ class DemoConfig(Runtime):
                        flags=("-f",))
     model_path: Path = option(Path("weights/blur_jpg_prob0.5.pth"), MODEL_HELP, parse=model_path, flags=("-m",))
     arch: str | None = option(None, ARCH_HELP, parse=arch_name, check=known_arch)
+    allow_nonfinite: bool = option(False, NONFINITE_HELP)
     crop: int | None = option(None, "center-crop to this size first (default: the checkpoint's test protocol, else "
                               "the whole image, as the authors' demo)", check=positive, flags=("-c",))
     no_crop: bool = option(False, "score the whole image whatever the checkpoint records")
@@ -42,6 +46,8 @@ class DemoConfig(Runtime):
     out: Path | None = option(None, "also write path,label,logit,prob rows to this CSV (unreadable images to "
                               "<its name>_skipped.csv)")
     batch_size: int = option(16, "images per forward pass (folders)", check=positive)
+    max_megapixels: float = option(64.0, MEGAPIXELS_HELP, check=positive)
+    memory_budget: float | None = option(None, BUDGET_HELP, check=positive, metavar="GIB")
     strict: bool = option(False, "in a folder, an unreadable image is an error (default: skipped and reported)")
 
     def __post_init__(self) -> None:
@@ -62,7 +68,7 @@ class BenchmarkConfig(Compute):
 
     devices: tuple[str, ...] | None = option(None, "comma-separated (default: cpu, and cuda when available)",
                                              choices=DEVICES)
-    arch: str = option("resnet50", "backbone: " + ", ".join(ARCHS), parse=arch_name, check=known_arch)
+    arch: str = option("resnet50", "backbone: " + help_text(), parse=arch_name, check=known_arch)
     batch_size: int | None = option(None, "images per batch (default: 32 on CPU, 128 on CUDA)", check=positive)
     channels_last: str = option("auto", "model and batch layout; auto = what eval.py/train.py use (channels_last "
                                 "on CUDA)", choices=CHANNELS_LAST)

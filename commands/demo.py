@@ -7,10 +7,18 @@ import os
 from pathlib import Path
 
 from commands.configs import DemoConfig
-from data import BadImage, Sample, is_set_folder, load_rgb, scan_folder
-from data.datasets import image_extensions, left_out_note, walk_files
-from engine.configs import WHOLE_IMAGE, choose_protocol, resolve_workers
-from engine.inference import Scored, load_detector, score_samples, set_precision, size_notes
+from data import MAX_PIXELS, BadImage, Sample, is_set_folder, load_rgb, scan_folder
+from data.datasets import image_extensions, left_out_note, walk_files, walked_samples
+from engine.configs import resolve_workers
+from engine.inference import (
+    ProtocolRequest,
+    Scored,
+    load_detector,
+    memory_budget,
+    score_samples,
+    set_precision,
+    size_notes,
+)
 from util.distributed import resolve_device
 from util.errors import UserError
 from util.metrics import binary_metrics
@@ -24,18 +32,15 @@ def is_single_file(target: str) -> bool:
     return os.path.lexists(target) and not Path(target).is_dir()
 
 
-def collect(target: str) -> list[Sample]:
+def collect(target: str, max_pixels: int = MAX_PIXELS) -> list[Sample]:
     """The images named by ``-f``: a file, a folder (labels when it has 0_real/1_fake), or a glob pattern."""
     path = Path(target)
     if is_single_file(target):
-        load_rgb(target)  # decoded once more to score it, but a bad file fails before the model loads
+        load_rgb(target, max_pixels)  # decoded once more to score it, but a bad file fails before the model loads
         return [Sample(target, UNLABELED, "")]
     if path.is_dir():
-        images, others = walk_files(path)
-        if is_set_folder(path):
-            samples = scan_folder(path)
-        else:
-            samples = [Sample(p, UNLABELED, "") for p in images]
+        others = walk_files(path).others
+        samples = scan_folder(path) if is_set_folder(path) else walked_samples(path, UNLABELED)
     elif glob.has_magic(target):
         matches = sorted(p for p in glob.glob(target, recursive=True) if not Path(p).is_dir())
         others = [p for p in matches if not p.lower().endswith(image_extensions())]
@@ -45,24 +50,27 @@ def collect(target: str) -> list[Sample]:
     note = left_out_note(others)
     if note:
         print(f"{target}: {note}")
-    if not samples:
+    if not any(s.refused is None for s in samples):
         raise UserError(f"{target}: no images found (extensions: {' '.join(image_extensions())})")
     return samples
 
 
 def run_demo(cfg: DemoConfig) -> Scored:
-    samples = collect(cfg.file)
+    max_pixels = int(cfg.max_megapixels * 1e6)
+    samples = collect(cfg.file, max_pixels)
     device = resolve_device(cfg.device)
     set_precision(device, cfg.amp)
-    detector = load_detector(cfg.model_path, cfg.arch, device)
-    protocol, source = choose_protocol(crop_size=cfg.crop, no_crop=cfg.no_crop, resize=None,
-                                       recorded=detector.protocol, fallback=(WHOLE_IMAGE, "the authors' demo"))
-    print(f"test protocol: {protocol.describe()} ({source})")
-    for note in size_notes(cfg.file, samples, protocol, detector.arch):
+    detector = load_detector(cfg.model_path, cfg.arch, device,
+                             ProtocolRequest(crop_size=cfg.crop, no_crop=cfg.no_crop, demo=True),
+                             allow_nonfinite=cfg.allow_nonfinite)
+    print(f"test protocol: {detector.protocol.describe()} ({detector.protocol_source})")
+    for note in size_notes(cfg.file, samples, detector.protocol, detector.family):
         print(note)
-    scored, skipped = score_samples(detector.model, samples, protocol.transform(), batch_size=cfg.batch_size,
+    scored, skipped = score_samples(detector.model, samples, detector.protocol.transform(),
+                                    normalization=detector.normalization, batch_size=cfg.batch_size,
                                     num_workers=resolve_workers(cfg.num_workers, device) if len(samples) > 1 else 0,
-                                    device=device, amp=cfg.amp, progress=len(samples) > 1)
+                                    device=device, amp=cfg.amp, progress=len(samples) > 1, max_pixels=max_pixels,
+                                    budget=memory_budget(device, cfg.memory_budget))
     if is_single_file(cfg.file):
         if skipped:  # the file passed the check in collect() but failed to decode in full
             raise BadImage(skipped[0][0].path, skipped[0][1])

@@ -21,6 +21,7 @@ _WHERE = {
     # data.datasets
     "BadImage": "data.datasets",
     "Batch": "data.datasets",
+    "MAX_PIXELS": "data.datasets",
     "PREFETCH": "data.datasets",
     "DatasetError": "data.datasets",
     "ImageDataset": "data.datasets",
@@ -39,10 +40,10 @@ _WHERE = {
     # data.transforms
     "AugmentConfig": "data.augment",
     "EvalTransform": "data.transforms",
+    "Normalization": "data.transforms",
     "Perturbation": "data.transforms",
     "TrainTransform": "data.transforms",
     "ValTransform": "data.transforms",
-    "normalize": "data.transforms",
 }
 __all__ = sorted(_WHERE)
 

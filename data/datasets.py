@@ -18,12 +18,13 @@ import functools
 import math
 import os
 import stat as stat_module
-import struct
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -41,19 +42,32 @@ PLUGIN_FORMATS = {".heic": "pip install pillow-heif", ".heif": "pip install pill
                   ".avif": "pip install -U pillow (11.3 or newer reads AVIF)"}
 
 
+# The only decoders PIL may use, whatever a file's extension says: others (EPS runs Ghostscript, for one) never run.
+_BUILTIN_FORMATS = ("PNG", "JPEG", "PPM", "BMP", "TIFF", "WEBP", "GIF")
+
+
 @functools.cache
-def image_extensions() -> tuple[str, ...]:
-    """The file extensions read as images here: the common formats, plus HEIC/HEIF when pillow-heif is installed
-    (it registers itself with PIL) and AVIF when this Pillow reads it."""
-    extensions = _BUILTIN_EXTENSIONS
+def _readable() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(extensions, PIL formats) read here: the common ones, plus HEIC/HEIF when pillow-heif is installed (it
+    registers itself with PIL) and AVIF when this Pillow reads it."""
+    extensions, formats = _BUILTIN_EXTENSIONS, _BUILTIN_FORMATS
     with contextlib.suppress(ImportError):
         from pillow_heif import register_heif_opener
 
         register_heif_opener()
-        extensions += (".heic", ".heif")
+        extensions, formats = extensions + (".heic", ".heif"), formats + ("HEIF",)
     if features.check("avif"):
-        extensions += (".avif",)
-    return extensions
+        extensions, formats = extensions + (".avif",), formats + ("AVIF",)
+    return extensions, formats
+
+
+def image_extensions() -> tuple[str, ...]:
+    """The file extensions read as images here."""
+    return _readable()[0]
+
+
+# Decoded pixels at most, checked in the header before decoding (--max_megapixels): 64 Mpx is 192 MB as RGB.
+MAX_PIXELS = 64_000_000
 
 
 def left_out_note(paths: Sequence[str]) -> str | None:
@@ -75,42 +89,89 @@ class Sample:
     path: str
     label: int
     subclass: str  # "" for a set without sub-class folders
+    refused: str | None = None
+    """Why the walk listed this entry instead of reading it (see ``walk_files``); it is reported as skipped."""
 
 
-def walk_files(folder: Path | str) -> tuple[list[str], list[str]]:
-    """(images, other files) below ``folder``, sorted, by extension; hidden files are ignored. Recursive:
-    symlinked folders are followed, each real folder once, so a link loop ends. Whether a file is readable is
-    decided when it is loaded."""
-    images, others, seen = [], [], set()
+class Walk(NamedTuple):
+    images: list[str]
+    others: list[str]
+    """Files that are not images by their extension."""
+    refused: list[tuple[str, str]]
+    """(path, reason): hidden files, links that leave the folder or reach a file or folder a second time,
+    folders that cannot be listed."""
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def walk_files(folder: Path | str) -> Walk:
+    """Every entry below ``folder``, sorted, each real file and folder reached once: links are followed only
+    within ``folder`` (resolved paths), so a link can neither count a file twice nor bring in files of another
+    label, and a link loop ends. Whether a file is readable is decided when it is loaded."""
+    root = os.path.realpath(folder)
+    images, others, refused = [], [], []
+    seen_folders, seen_files = {root}, set()
     extensions = image_extensions()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        stat = os.stat(dirpath)
-        if (stat.st_dev, stat.st_ino) in seen:
-            dirnames.clear()
-            continue
-        seen.add((stat.st_dev, stat.st_ino))
-        for name in filenames:
-            if not name.startswith("."):
-                (images if name.lower().endswith(extensions) else others).append(os.path.join(dirpath, name))
-    return sorted(images), sorted(others)
+
+    def unreadable(err: OSError) -> None:
+        refused.append((str(err.filename), f"folder not listed ({err.strerror or type(err).__name__}): its files are "
+                                           f"not counted"))
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable, followlinks=True):
+        # Real folders before links to them, so that the link is the one left out.
+        for name in sorted(dirnames, key=lambda name: os.path.islink(os.path.join(dirpath, name))):
+            path = os.path.join(dirpath, name)
+            real = os.path.realpath(path)
+            reason = _hidden(name, "folder") or _link_problem(path, real, root, seen_folders, "folder")
+            if reason:
+                dirnames.remove(name)
+                refused.append((path, reason))
+            seen_folders.add(real)
+        for name in sorted(filenames, key=lambda name: os.path.islink(os.path.join(dirpath, name))):
+            path = os.path.join(dirpath, name)
+            real = os.path.realpath(path)
+            reason = _hidden(name, "file") or _link_problem(path, real, root, seen_files, "file")
+            if reason:
+                refused.append((path, reason))
+            else:
+                (images if name.lower().endswith(extensions) else others).append(path)
+            seen_files.add(real)
+    return Walk(sorted(images), sorted(others), sorted(refused))
+
+
+def _hidden(name: str, kind: str) -> str | None:
+    return f"hidden {kind} (left out)" if name.startswith(".") else None
+
+
+def _link_problem(path: str, real: str, root: str, seen: set[str], kind: str) -> str | None:
+    if real in seen:
+        return f"{kind} reached a second time, through a link (left out)"
+    if os.path.islink(path) and not _inside(real, root):
+        return f"link to a {kind} outside the folder walked (left out)"
+    return None
 
 
 def list_images(folder: Path | str) -> list[str]:
     """Every image file below ``folder`` (see ``walk_files``)."""
-    return walk_files(folder)[0]
+    return walk_files(folder).images
 
 
 def _is_labeled(folder: Path) -> bool:
     return any((folder / name).is_dir() for name in LABEL_FOLDERS)
 
 
+def walked_samples(folder: Path | str, label: int, subclass: str = "") -> list[Sample]:
+    """The images below ``folder`` as samples, and what its walk refused as samples to report (see walk_files)."""
+    walk = walk_files(folder)
+    return [*(Sample(path, label, subclass) for path in walk.images),
+            *(Sample(path, label, subclass, reason) for path, reason in walk.refused)]
+
+
 def _labeled_samples(folder: Path, subclass: str) -> list[Sample]:
-    return [
-        Sample(path, label, subclass)
-        for name, label in LABEL_FOLDERS.items()
-        if (folder / name).is_dir()
-        for path in list_images(folder / name)
-    ]
+    return [sample for name, label in LABEL_FOLDERS.items() if (folder / name).is_dir()
+            for sample in walked_samples(folder / name, label, subclass)]
 
 
 def scan_folder(root: Path | str, classes: Sequence[str] | None = None) -> list[Sample]:
@@ -140,7 +201,7 @@ def scan_folder(root: Path | str, classes: Sequence[str] | None = None) -> list[
         if not subfolders:
             raise DatasetError(f"{root}: expected 0_real/1_fake folders, directly or one level down")
         samples = [s for sub in subfolders for s in _labeled_samples(sub, sub.name)]
-    if not samples:
+    if not any(s.refused is None for s in samples):
         raise DatasetError(f"{root}: no images found (extensions: {' '.join(image_extensions())})")
     return samples
 
@@ -189,34 +250,55 @@ def _reason(path: str, err: BaseException) -> str:
     if isinstance(err, PermissionError):
         return "permission denied"
     if isinstance(err, UnidentifiedImageError):
-        return "empty file" if os.path.getsize(path) == 0 else "not an image format PIL can read"
-    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        return "empty file" if os.path.getsize(path) == 0 else \
+            f"not an image format we read ({', '.join(_readable()[1])})"
+    if isinstance(err, MemoryError):
+        return "out of memory while decoding"
+    # A message may quote the file's path (or a server's): the reason names the file already.
+    text = str(err).strip().splitlines()[0].replace(path, "<file>") if str(err).strip() else ""
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
+def too_large(width: int, height: int, max_pixels: int) -> str | None:
+    """Why an image of this size is not decoded, or None."""
+    if width * height <= max_pixels:
+        return None
+    return (f"{width}x{height} is {width * height / 1e6:.1f} megapixels, over the limit of {max_pixels / 1e6:g} "
+            f"(--max_megapixels raises it)")
+
+
 @contextmanager
-def _opened(path: str) -> Iterator[Image.Image]:
-    """The image file, open, or BadImage. Only regular files are opened (a FIFO would block forever)."""
+def _opened(path: str, max_pixels: int) -> Iterator[Image.Image]:
+    """The image file, open, or BadImage. Only regular files are opened (a FIFO would block forever), only with
+    the decoders of the formats we read, and only when the header's size is within ``max_pixels``. Decoder
+    warnings (libtiff's, PIL's) are not printed: a damaged file shows as a damaged image or as a BadImage."""
     try:
         if not stat_module.S_ISREG(os.stat(path).st_mode):
             raise BadImage(path, "not a regular file")
-        with Image.open(path) as img:
-            yield img
-    # PIL raises all of these on damaged files; SyntaxError and struct.error come from some format parsers.
-    except (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError) as err:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path, formats=_readable()[1]) as img:
+                reason = too_large(*img.size, max_pixels)
+                if reason:
+                    raise BadImage(path, reason)
+                yield img
+    except BadImage:
+        raise
+    # Any exception of a decoder is about this file, whatever its type: the file is reported, the run goes on.
+    except Exception as err:
         raise BadImage(path, _reason(path, err)) from None
 
 
-def image_size(path: str) -> tuple[int, int]:
+def image_size(path: str, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
     """(width, height) from the file header, without decoding the pixels."""
-    with _opened(path) as img:
+    with _opened(path, max_pixels) as img:
         return img.size
 
 
-def load_rgb(path: str) -> Image.Image:
+def load_rgb(path: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """The image as 8-bit RGB; its first frame when it has several (animated GIF, multi-page TIFF). The EXIF
     orientation is not applied, as in the authors' code: the detector sees the pixels as stored."""
-    with _opened(path) as img:
+    with _opened(path, max_pixels) as img:
         img.load()  # decode now: the file closes when this block ends
         try:
             return to_rgb(img)
@@ -235,10 +317,12 @@ class ImageDataset(Dataset):
     ``(None, label, index, reason)`` for a file that cannot be read (``collate`` takes it out of the batch).
     """
 
-    def __init__(self, samples: Sequence[Sample], transform: Transform, seed: int = 0) -> None:
+    def __init__(self, samples: Sequence[Sample], transform: Transform, seed: int = 0,
+                 max_pixels: int = MAX_PIXELS) -> None:
         self.samples = list(samples)
         self.transform = transform
         self.seed = seed
+        self.max_pixels = max_pixels
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -251,11 +335,15 @@ class ImageDataset(Dataset):
         epoch, index = key if isinstance(key, tuple) else (0, key)
         sample = self.samples[index]
         rng = np.random.default_rng((self.seed, epoch, index))
+        if sample.refused:
+            return None, sample.label, index, sample.refused
         try:
-            image = load_rgb(sample.path)
+            image = load_rgb(sample.path, self.max_pixels)
+            return self.transform(image, rng), sample.label, index, None
         except BadImage as err:
             return None, sample.label, index, err.reason
-        return self.transform(image, rng), sample.label, index, None
+        except Exception as err:  # a transform failing on one odd image must not end the run
+            return None, sample.label, index, _reason(sample.path, err)
 
 
 Item = tuple[np.ndarray | None, int, int, str | None]  # image (None if unreadable), label, index, reason
@@ -263,7 +351,7 @@ Item = tuple[np.ndarray | None, int, int, str | None]  # image (None if unreadab
 
 @dataclass
 class Batch:
-    """The readable images of a batch as uint8 BxHxWx3 (``data.transforms.normalize`` makes the network input),
+    """The readable images of a batch as uint8 BxHxWx3 (``data.transforms.Normalization`` makes the network input),
     and the (index, reason) of the ones that could not be read."""
 
     images: torch.Tensor
@@ -359,15 +447,20 @@ class SizeGroupedBatches(Sampler[list[int]]):
 
     Groups keep the order in which their first image appears, and indices stay in order within a group.
     ``parts``: each index's part (a test set, numbered in order); a batch never mixes two.
+    ``max_pixels``: a batch holds at most this many pixels in all (but always one image), so that memory is bounded
+    by a budget and not by the images' size.
     """
 
     def __init__(self, sizes: Sequence[tuple[int, int]], batch_size: int,
-                 parts: Sequence[int] | None = None) -> None:
+                 parts: Sequence[int] | None = None, max_pixels: int | None = None) -> None:
         groups: dict[tuple[int, int, int], list[int]] = {}
         for index, size in enumerate(sizes):
             groups.setdefault((0 if parts is None else parts[index], *size), []).append(index)
-        self.batches = [members[k : k + batch_size] for members in groups.values()
-                        for k in range(0, len(members), batch_size)]
+        self.batches = []
+        for (_, width, height), members in groups.items():
+            fit = batch_size if max_pixels is None else max_pixels // max(1, width * height)
+            per_batch = max(1, min(batch_size, fit))
+            self.batches += [members[k : k + per_batch] for k in range(0, len(members), per_batch)]
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self.batches)

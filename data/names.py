@@ -3,7 +3,7 @@ the evaluation protocols, resize interpolations and JPEG encoders. Options and c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from util.errors import ConfigError
@@ -42,12 +42,13 @@ PROTOCOLS = {
 }
 
 
-def protocol_list(protocol: str, kind: str, given: Sequence[str] | None, flag: str) -> tuple[str, ...]:
-    """The named protocol's ``kind`` list ("classes" or "test_sets"); ``given`` (the user's ``flag``) may only
-    repeat it."""
-    if protocol not in PROTOCOLS:
-        raise ConfigError(f"--protocol {protocol}: choose one of {', '.join(PROTOCOLS)}")
-    names = getattr(PROTOCOLS[protocol], kind)
+def protocol_list(protocol: str, kind: str, given: Sequence[str] | None, flag: str,
+                  protocols: Mapping[str, Protocol] = PROTOCOLS) -> tuple[str, ...]:
+    """The named protocol's ``kind`` list ("classes" or "test_sets"), a key of ``protocols``; ``given`` (the
+    user's ``flag``) may only repeat it."""
+    if protocol not in protocols:
+        raise ConfigError(f"--protocol {protocol}: choose one of {', '.join(protocols)}")
+    names = getattr(protocols[protocol], kind)
     if given is not None and tuple(given) != names:
         raise ConfigError(f"--protocol and {flag} exclude each other")
     return names

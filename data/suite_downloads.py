@@ -9,7 +9,7 @@ from pathlib import Path
 
 from data.datasets import list_images
 from data.forensynths import unpack
-from data.suites import SUITES
+from data.suites import SUITES, FolderSuite
 from util.download import ChecksumRecord, DownloadError, Expected, fetch, read_json
 from util.report import markdown_table
 
@@ -64,12 +64,11 @@ def prepare_suite(name: str, root: Path, api: str = ZENODO_API, *, verify_only: 
     """Download and extract suite ``name`` to ``<root>/<name>/`` where it has a direct link (else print where to
     get it), unless ``verify_only``; then count its images per folder. True when every folder has images."""
     suite = SUITES[name]
-    assert suite.sets is not None
     target = root / name
     if name not in DOWNLOADS:
-        print(f"{name}: {suite.title} has no direct download link. {suite.source}; then run eval.py --suite {name} "
-              f"--dataroot FOLDER")
+        print(f"{name}: {suite.title}: {suite.source}; then run eval.py --suite {name} --dataroot FOLDER")
         return False
+    assert isinstance(suite, FolderSuite), "a downloaded suite's folders are counted"
     if target.is_dir():
         print(f"{name}: {target} exists; not downloaded again")
     elif verify_only:

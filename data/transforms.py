@@ -5,8 +5,8 @@ generator it is given, and ``TrainTransform`` applies them deterministically, so
 a run is a function of its seed.
 
 Arrays are HxWx3 uint8 RGB throughout, and the presets return them so: loader workers hand over uint8 batches
-(a quarter of float32's bytes) and ``normalize`` turns a batch into the network's float input on the device,
-with the same float32 operations as torchvision's ToTensor + Normalize.
+(a quarter of float32's bytes) and a ``Normalization`` (the network family's mean and std) turns a batch into the
+network's float input on the device, with the same float32 operations as torchvision's ToTensor + Normalize.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ from PIL import Image
 from data.augment import AugmentConfig
 from data.names import INTERPOLATIONS, JPEG_METHODS
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 PIL_INTERPOLATION = {name: Image.Resampling[name.upper()] for name in INTERPOLATIONS}
 
 
@@ -144,19 +142,27 @@ def hflip(arr: np.ndarray) -> np.ndarray:
 
 
 @functools.cache
-def _imagenet_stats(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _stats(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and std as (1, 3, 1, 1) float32 tensors on ``device``, made once so no step copies them again."""
-    return (torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=device).view(1, 3, 1, 1),
-            torch.tensor(IMAGENET_STD, dtype=torch.float32, device=device).view(1, 3, 1, 1))
+    return (torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1),
+            torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1))
 
 
-def normalize(batch: torch.Tensor, memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
-    """uint8 Bx HxWx3 (on any device) -> float32 Bx3xHxW: x/255, then ImageNet normalization, the same float32
-    operations as torchvision's ToTensor + Normalize, so the values equal the authors' preprocessed tensors."""
-    mean, std = _imagenet_stats(batch.device)
-    # NHWC permuted to NCHW has channels_last strides: CUDA models take it as it is; others get one copy.
-    images = batch.permute(0, 3, 1, 2).float().div_(255).sub_(mean).div_(std)
-    return images.contiguous(memory_format=memory_format)
+@dataclass(frozen=True)
+class Normalization:
+    """A network's input normalization (its family's mean and std, which the engine passes down)."""
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def __call__(self, batch: torch.Tensor,
+                 memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+        """uint8 Bx HxWx3 (on any device) -> float32 Bx3xHxW: x/255, then (x - mean) / std, the same float32
+        operations as torchvision's ToTensor + Normalize, so the values equal the authors' preprocessed tensors."""
+        mean, std = _stats(self.mean, self.std, batch.device)
+        # NHWC permuted to NCHW has channels_last strides: CUDA models take it as it is; others get one copy.
+        images = batch.permute(0, 3, 1, 2).float().div_(255).sub_(mean).div_(std)
+        return images.contiguous(memory_format=memory_format)
 
 
 # ------------------------------------------------------------------------------------------------- presets

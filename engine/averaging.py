@@ -16,7 +16,7 @@ from torch import distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from data import Batch, normalize
+from data import Batch, Normalization
 from engine.inference import input_memory_format
 
 
@@ -50,8 +50,8 @@ class WeightAverage:
 
 
 @torch.no_grad()
-def recompute_batchnorm(model: nn.Module, batches: Iterable[Batch], device: torch.device,
-                        progress: bool = False) -> None:
+def recompute_batchnorm(model: nn.Module, batches: Iterable[Batch], device: torch.device, *,
+                        normalization: Normalization, progress: bool = False) -> None:
     """Set every BatchNorm layer's running statistics to their mean over ``batches`` (in training mode, without
     gradients); under torchrun, the mean over every process's batches."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -64,7 +64,7 @@ def recompute_batchnorm(model: nn.Module, batches: Iterable[Batch], device: torc
     used = 0
     for batch in tqdm(batches, desc="BatchNorm statistics", leave=False, disable=not progress, dynamic_ncols=True):
         if len(batch.indices) >= 2:
-            model(normalize(batch.images.to(device, non_blocking=True), layout))
+            model(normalization(batch.images.to(device, non_blocking=True), layout))
             used += 1
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from data.augment import AugmentConfig
-from data.names import JPEG_METHODS, PROTOCOLS, protocol_list
+from data.names import JPEG_METHODS, PROTOCOLS, Protocol, protocol_list
 from data.suites import SUITES
-from networks import ARCHS, FROM_SCRATCH
+from networks import family, help_text, names
 from networks.released import RELEASED, model_path
 from util.errors import ConfigError
 from util.fields import (
@@ -39,10 +39,14 @@ if TYPE_CHECKING:
     import torch
 
     from data.transforms import EvalTransform, Perturbation
-    from engine.inference import Detector
+    from networks import Preprocessing
 
 AMP_CHOICES = ("off", "bf16", "fp16")
 MAX_AUTO_WORKERS = 16
+MEGAPIXELS_HELP = "larger images (by their header) are not decoded: skipped and listed"
+BUDGET_HELP = ("memory for a batch of whole images, in GiB: they are batched within it, and one that alone needs "
+               "more is listed (default: half the free memory, at most 4 GiB)")
+NONFINITE_HELP = "load weights that hold NaN or infinite values (refused by default)"
 
 
 def _device(value: str) -> str | None:
@@ -133,15 +137,15 @@ class TestProtocol:
     def record(self) -> dict[str, int | bool | None]:
         return {"crop_size": self.crop_size, "resize": self.resize, "square": self.square}
 
+    @classmethod
+    def of(cls, default: Preprocessing) -> TestProtocol:
+        """A family's default protocol (plain data in networks/)."""
+        return cls(crop_size=default.crop_size, resize=default.resize, square=default.square)
+
 
 PAPER_PROTOCOL = TestProtocol()  # Table 2: no resize, center crop 224
-WHOLE_IMAGE = TestProtocol(crop_size=None)  # the authors' demo
-# Test protocols by name (eval.py --preprocess).
-PREPROCESSING = {
-    "wang2020": PAPER_PROTOCOL,
-    # NPR's test.py: every image resized to 256x256 (so that a batch can hold images of any size), no crop.
-    "npr": TestProtocol(crop_size=None, resize=256, square=True),
-}
+# Test protocols by name (eval.py --preprocess): each built-in family's default, under its recipe's name.
+PREPROCESSING = {spec.recipe: TestProtocol.of(spec.test_protocol) for spec in map(family, names())}
 
 
 def choose_protocol(*, crop_size: int | None, no_crop: bool, resize: int | None, recorded: TestProtocol | None,
@@ -194,7 +198,8 @@ def _epoch(value: str) -> str | None:
 
 
 def known_arch(value: str) -> str | None:
-    return None if value in ARCHS else f"choose one of {', '.join(ARCHS)}"
+    """A registered detector family (read at each check: families registered at run time count too)."""
+    return None if value in names() else f"choose one of {', '.join(names())}"
 
 
 # The authors' option spelled `res50`; it still selects ResNet-50.
@@ -226,6 +231,7 @@ class TrainConfig(Runtime):
     max_bad_fraction: float = option(0.01, "unreadable images are skipped and listed in skipped.csv; more than "
                                      "this fraction of a split is an error", check=probability)
     batch_size: int = option(64, "images per step (per process)", check=positive)
+    max_megapixels: float = option(64.0, MEGAPIXELS_HELP, check=positive)
     serial_batches: bool = option(False, "keep file order instead of shuffling")
     class_bal: bool = option(False, "sample real and fake images with equal probability (with replacement)")
     # preprocessing and augmentation
@@ -237,8 +243,7 @@ class TrainConfig(Runtime):
                                "quality at the middle of their ranges, PIL JPEG); the draws are fixed per image, "
                                "same every epoch")
     # model
-    arch: str = option("resnet50", "backbone: " + ", ".join(ARCHS) + " (npr: NPR, from scratch; it drops an odd "
-                       "last row or column)", parse=arch_name, check=known_arch)
+    arch: str = option("resnet50", "backbone: " + help_text(), parse=arch_name, check=known_arch)
     init_gain: float = option(0.02, "std of the new final layer's weights", check=positive)
     pretrained_path: Path | None = option(None, "ImageNet state dict of the backbone (instead of torchvision's "
                                           "download)")
@@ -302,11 +307,13 @@ class TrainConfig(Runtime):
         super().__post_init__()
         if self.protocol is not None:  # opt.json then records the classes it stands for
             object.__setattr__(self, "classes", protocol_list(self.protocol, "classes", self.classes, "--classes"))
-        if self.arch in FROM_SCRATCH and self.pretrained_path is not None:
+        from_scratch = family(self.arch).pretrained is None
+        if from_scratch and self.pretrained_path is not None:
             raise ConfigError(f"--arch {self.arch} is trained from scratch: no ImageNet weights apply to it; leave out "
                               f"--pretrained_path")
-        if self.arch in FROM_SCRATCH and not self.no_pretrained:
-            hint = "" if self.recipe == self.arch else f" (or use --recipe {self.arch})"
+        if from_scratch and not self.no_pretrained:
+            recipe = family(self.arch).recipe
+            hint = "" if self.recipe == recipe else f" (or use --recipe {recipe})"
             raise ConfigError(f"--arch {self.arch} is trained from scratch: add --no_pretrained{hint}")
         if self.select_on == "last" and self.lr_schedule == "plateau" and not self.delr_freq:
             raise ConfigError("--select_on last never plateaus; use it with --lr_schedule cosine or --delr_freq")
@@ -317,7 +324,7 @@ class TrainConfig(Runtime):
         changed = self.changed
         ignored = [("--beta1", "--optim sgd", self.optim == "sgd" and changed("beta1")),
                    ("--pretrained_path", "--no_pretrained", self.no_pretrained and self.pretrained_path is not None),
-                   ("--init_gain", f"--arch {self.arch}", self.arch in FROM_SCRATCH and changed("init_gain")),
+                   ("--init_gain", f"--arch {self.arch}", from_scratch and changed("init_gain")),
                    ("--patience", "--delr_freq", self.delr_freq > 0 and changed("patience")),
                    ("--patience", "--lr_schedule cosine", self.lr_schedule == "cosine" and changed("patience")),
                    ("--lr_schedule cosine", "--delr_freq", self.delr_freq > 0 and self.lr_schedule == "cosine"),
@@ -383,8 +390,23 @@ def _parse_sweep(kind: str, values: str) -> tuple[str, tuple[float, ...]]:
 
 MODEL_HELP = ("checkpoint: the authors' release, a training checkpoint or a bare state dict; " + " or ".join(RELEASED)
               + " name a released model in weights/, a training run's folder its best.pth")
-ARCH_HELP = "backbone (default: the one saved in the checkpoint, NPR for NPR's keys, else resnet50)"
+ARCH_HELP = ("backbone (default: the one saved in the checkpoint, else the family that recognizes its keys, e.g. "
+             "npr for NPR's)")
 OVERWRITE_HELP = "replace the files of an earlier run in the output folder (otherwise an error)"
+
+
+def _suite_protocols() -> dict[str, Protocol]:
+    """The named set lists of every suite (--protocol)."""
+    return {k: p for suite in SUITES.values() for k, p in suite.protocols.items()}
+
+
+# Suites registered at run time count too, so these are read at each check.
+def _known_suite(value: str) -> str | None:
+    return None if value in SUITES else f"choose one of {', '.join(SUITES)}"
+
+
+def _known_protocol(value: str) -> str | None:
+    return None if value in _suite_protocols() else f"choose one of {', '.join(_suite_protocols())}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -394,14 +416,17 @@ class EvalConfig(Runtime):
     dataroot: Path = option(Path("./dataset/test"), "the suite's folder in its published layout (forensynths: "
                             "<set>/{0_real,1_fake} or <set>/<subclass>/{0_real,1_fake})")
     suite: str = option("forensynths", "test suite: " + "; ".join(f"{k} = {v.title}" for k, v in SUITES.items()),
-                        choices=tuple(SUITES))
+                        check=_known_suite)
     sets: tuple[str, ...] | None = option(None, "comma-separated sets to evaluate, in this order (default: all "
                                           "found, Table 2 order)", parse=words, check=nonempty)
     protocol: str | None = option(None, "sets --sets by name: " + "; ".join(
-        f"{k} = {p.description}" for k, p in PROTOCOLS.items()), choices=tuple(PROTOCOLS))
+        f"{k} = {p.description}" for k, p in _suite_protocols().items()), check=_known_protocol)
     batch_size: int = option(64, "images per forward pass", check=positive)
+    max_megapixels: float = option(64.0, MEGAPIXELS_HELP, check=positive)
+    memory_budget: float | None = option(None, BUDGET_HELP, check=positive, metavar="GIB")
     model_path: Path = option(Path("weights/blur_jpg_prob0.5.pth"), MODEL_HELP, parse=model_path, flags=("-m",))
     arch: str | None = option(None, ARCH_HELP, parse=arch_name, check=known_arch)
+    allow_nonfinite: bool = option(False, NONFINITE_HELP)
     # preprocessing (the paper's test protocol: no resize, center crop 224)
     crop_size: int | None = option(None, "center crop side (default: the checkpoint's test protocol, else 224)",
                                    check=positive, flags=("--cropSize",))
@@ -433,9 +458,12 @@ class EvalConfig(Runtime):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.protocol is not None:  # opt.json then records the sets it stands for
-            if self.suite != "forensynths":
-                raise ConfigError(f"--protocol names ForenSynths sets; it does not apply to --suite {self.suite}")
-            object.__setattr__(self, "sets", protocol_list(self.protocol, "test_sets", self.sets, "--sets"))
+            protocols = SUITES[self.suite].protocols
+            if not protocols:
+                owners = " or ".join(name for name, suite in SUITES.items() if suite.protocols)
+                raise ConfigError(f"--protocol names sets of --suite {owners}; --suite {self.suite} has none")
+            object.__setattr__(self, "sets", protocol_list(self.protocol, "test_sets", self.sets, "--sets",
+                                                           protocols))
         if self.preprocess is not None and (self.no_crop or self.crop_size is not None or self.resize is not None):
             raise ConfigError("--preprocess names a whole test protocol; leave out --crop_size, --no_crop and "
                               "--resize")
@@ -461,12 +489,6 @@ class EvalConfig(Runtime):
 
         return Perturbation(scale=values["resize_scale"], blur_sigma=values["blur_sigma"],
                             jpeg=None if quality is None else (self.jpeg_method, int(quality)))
-
-    def test_protocol(self, detector: Detector) -> tuple[TestProtocol, str]:
-        """The test protocol for ``detector`` and where it came from (see ``crop_size``)."""
-        return choose_protocol(crop_size=self.crop_size, no_crop=self.no_crop, resize=self.resize,
-                               recorded=detector.protocol, fallback=(PAPER_PROTOCOL, "the paper's"),
-                               preprocess=self.preprocess)
 
     @property
     def out_dir(self) -> Path:

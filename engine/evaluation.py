@@ -1,4 +1,5 @@
-"""The Table 2 evaluation: every test set scored with one loaded detector (see eval.py).
+"""The Table 2 evaluation: every set of a test suite (``data.suites``) scored with one loaded detector (see
+eval.py).
 
 Files written to ``<results_dir>/<name>/`` (``--name`` defaults to the checkpoint file name):
 
@@ -28,18 +29,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from data import (
-    PROTOCOLS,
-    DatasetError,
-    Perturbation,
-    Sample,
-    find_test_sets,
-    scan_folder,
+from data import DatasetError, Perturbation, Sample, scan_folder
+from data.suites import SUITES, LoadedSet
+from engine.configs import SWEEPS, EvalConfig, resolve_workers
+from engine.inference import (
+    Detector,
+    ProtocolRequest,
+    Scored,
+    load_detector,
+    memory_budget,
+    score_sets,
+    set_precision,
+    size_notes,
 )
-from data.datasets import left_out_note, walk_files
-from data.suites import SUITES, find_suite_sets
-from engine.configs import SWEEPS, EvalConfig, TestProtocol, resolve_workers
-from engine.inference import Detector, Scored, load_detector, score_sets, set_precision, size_notes
 from util.distributed import resolve_device
 from util.errors import Interrupted, UserError
 from util.metrics import accuracy, binary_metrics, calibrate_threshold
@@ -50,7 +52,9 @@ from util.report import (
     SUMMARY_COLUMNS,
     CsvStream,
     claim_folder,
+    open_csv,
     plot_sweep,
+    raw_names_note,
     summary_markdown,
     sweep_markdown,
     unused_folder,
@@ -90,16 +94,6 @@ def protocol_mean(rows: Sequence[dict[str, Any]], mean_sets: Sequence[str]) -> d
     return mean_row([by_name[n] for n in mean_sets], f"mean ({len(mean_sets)} sets)")
 
 
-def headline(cfg: EvalConfig) -> tuple[tuple[str, ...], str]:
-    """The sets whose mean is the headline number of this run's suite (or ForenSynths protocol), and in words
-    what that mean is."""
-    if cfg.suite == "forensynths":
-        name = cfg.protocol or "wang2020"
-        return PROTOCOLS[name].mean_sets, f"the {len(PROTOCOLS[name].mean_sets)} sets of the {name} protocol"
-    suite = SUITES[cfg.suite]
-    return suite.mean_sets, f"the {len(suite.mean_sets)} sets of {suite.title} ({suite.headline})"
-
-
 # ------------------------------------------------------------------------------------------------- eval.py
 def _calibration_folder(cfg: EvalConfig) -> Path:
     assert cfg.calibrate_on is not None
@@ -112,13 +106,13 @@ def _calibration_folder(cfg: EvalConfig) -> Path:
 class Evaluator:
     """One eval.py run over its test sets with one loaded model; unreadable images go to ``skipped``."""
 
-    def __init__(self, cfg: EvalConfig, *, sets: list[tuple[str, Path, list[Sample]]], detector: Detector,
-                 protocol: TestProtocol, device: torch.device, skipped: CsvStream,
+    def __init__(self, cfg: EvalConfig, *, sets: list[LoadedSet], detector: Detector, device: torch.device,
+                 skipped: CsvStream,
                  finished: dict[str, Scored] | None = None) -> None:
         self.cfg = cfg
         self.sets = sets
         self.detector = detector
-        self.protocol = protocol
+        self.protocol = detector.protocol
         self.device = device
         self.skipped = skipped
         self.finished = finished or {}  # sets scored by the run this one resumes
@@ -131,12 +125,14 @@ class Evaluator:
         logged."""
         cfg = self.cfg
         for name, samples in sets:
-            for note in size_notes(name, samples, self.protocol, self.detector.arch):
+            for note in size_notes(name, samples, self.protocol, self.detector.family):
                 print(note)
         start = time.perf_counter()
         for (name, samples), (scored, skipped) in zip(sets, score_sets(
-                self.detector.model, sets, self.protocol.transform(perturbation), batch_size=cfg.batch_size,
-                device=self.device, amp=cfg.amp, num_workers=resolve_workers(cfg.num_workers, self.device)),
+                self.detector.model, sets, self.protocol.transform(perturbation),
+                normalization=self.detector.normalization, batch_size=cfg.batch_size, device=self.device,
+                amp=cfg.amp, num_workers=resolve_workers(cfg.num_workers, self.device),
+                max_pixels=int(cfg.max_megapixels * 1e6), budget=memory_budget(self.device, cfg.memory_budget)),
                 strict=True):
             self.skipped.write({"set": name, "path": s.path, "label": s.label, "reason": reason}
                                for s, reason in skipped)
@@ -207,10 +203,10 @@ class Evaluator:
                  "Accuracies at threshold 0.5" + (f"; calibrated threshold {threshold:.4g} chosen on "
                                                   f"`{cfg.calibrate_on}`." if threshold is not None else "."),
                  "", summary_markdown(rows, calibrated=threshold is not None)]
-        mean_sets, what = headline(cfg)
-        mean = protocol_mean(rows, mean_sets)
+        headline = SUITES[cfg.suite].headline(cfg.protocol)
+        mean = protocol_mean(rows, headline.sets)
         if mean is not None:
-            lines += ["", f"Mean over {what}: AP {100 * mean['ap']:.1f}, acc {100 * mean['acc']:.1f}."]
+            lines += ["", f"Mean over {headline.what}: AP {100 * mean['ap']:.1f}, acc {100 * mean['acc']:.1f}."]
         return "\n".join(lines) + "\n"
 
     def sweep(self) -> list[dict[str, Any]]:
@@ -245,7 +241,7 @@ class Evaluator:
 RESULT_FILES = ("scores.csv", "summary.csv", "summary.md", "calibration.json", "opt.json", "skipped.csv",
                 "progress.json", "sweep_*.csv", "sweep_*.md", "sweep_*.png", "sweep_*.pdf")
 # Settings a resumed run may change: they do not change the scores.
-_RESUMABLE = ("resume", "overwrite", "device", "num_workers", "debug", "batch_size", "strict")
+_RESUMABLE = ("resume", "overwrite", "device", "num_workers", "debug", "batch_size", "strict", "memory_budget")
 
 
 def _write_progress(out_dir: Path, finished: list[str]) -> None:
@@ -268,7 +264,7 @@ def _finished_sets(cfg: EvalConfig) -> dict[str, Scored]:
         raise UserError(f"{out_dir} holds a run with other settings ({', '.join('--' + k for k in changed)}); "
                         f"resume with the same ones, or start again with --overwrite")
     finished = json.loads(progress.read_text())["finished"]
-    with open(out_dir / "scores.csv", newline="") as f:
+    with open_csv(out_dir / "scores.csv") as f:
         rows = [r for r in csv.DictReader(f) if r["set"] in finished]
     write_csv(out_dir / "scores.csv", rows, SCORE_COLUMNS)
     by_set: dict[str, list[dict[str, str]]] = {name: [] for name in finished}
@@ -279,53 +275,16 @@ def _finished_sets(cfg: EvalConfig) -> dict[str, Scored]:
             for name, part in by_set.items()}
 
 
-def _suite_sets(cfg: EvalConfig) -> list[tuple[str, Path, list[Sample]]]:
-    """(name, fakes folder, samples) of each set of a suite other than ForenSynths, each fake set with its reals;
-    missing sets are listed."""
-    found, missing = find_suite_sets(cfg.suite, cfg.dataroot, cfg.sets)
-    if missing:
-        print(f"{cfg.suite}: {len(missing)} sets not under {cfg.dataroot}, left out: {'; '.join(missing)}")
-    sets = []
-    for name, reals, fakes in found:
-        samples = []
-        for label, folder in enumerate((reals, fakes)):
-            images, others = walk_files(folder)
-            samples += [Sample(p, label, "") for p in images]
-            note = left_out_note(others)
-            if note:
-                print(f"{name} ({folder}): {note}")
-        if not samples:
-            raise DatasetError(f"{name}: no images in {reals} or {fakes}")
-        sets.append((name, fakes, samples))
-    return sets
-
-
-def _load_sets(cfg: EvalConfig) -> list[tuple[str, Path, list[Sample]]]:
-    """(name, folder, samples) of every test set the config names; folders that hold no set are listed."""
-    if cfg.suite != "forensynths":
-        return _suite_sets(cfg)
-    folders = find_test_sets(cfg.dataroot, cfg.sets)
-    if cfg.sets is None and folders[0][1] != cfg.dataroot:  # a folder of sets, all taken
-        names = {name for name, _ in folders}
-        ignored = sorted(p.name for p in cfg.dataroot.iterdir() if p.is_dir() and p.name not in names)
-        if ignored:
-            print(f"ignored under {cfg.dataroot} (no 0_real/1_fake folders): {', '.join(ignored)}")
-    for name, path in folders:
-        note = left_out_note(walk_files(path)[1])
-        if note:
-            print(f"{name}: {note}")
-    return [(name, path, scan_folder(path)) for name, path in folders]
-
-
 def evaluate(cfg: EvalConfig) -> list[dict[str, Any]]:
     """eval.py: the summary rows (of every sweep value with a sweep); files as the module docstring says."""
     # The sets and the checkpoint are checked before any file is touched.
-    sets = _load_sets(cfg)
+    sets = SUITES[cfg.suite].load(cfg.dataroot, cfg.sets)
     device = resolve_device(cfg.device)
     set_precision(device, cfg.amp)
-    detector = load_detector(cfg.model_path, cfg.arch, device)
-    protocol, source = cfg.test_protocol(detector)
-    print(f"test protocol: {protocol.describe()} ({source})")
+    detector = load_detector(cfg.model_path, cfg.arch, device, ProtocolRequest(
+        crop_size=cfg.crop_size, no_crop=cfg.no_crop, resize=cfg.resize, preprocess=cfg.preprocess),
+        allow_nonfinite=cfg.allow_nonfinite)
+    print(f"test protocol: {detector.protocol.describe()} ({detector.protocol_source})")
     if not cfg.resume and not cfg.overwrite:
         free = unused_folder(cfg.out_dir, RESULT_FILES)
         if free != cfg.out_dir:  # the name goes into opt.json, so its recorded command writes here again
@@ -339,13 +298,21 @@ def evaluate(cfg: EvalConfig) -> list[dict[str, Any]]:
         save_config(cfg, out_dir / "opt.json")
         finished = {}
     with CsvStream(out_dir / "skipped.csv", SKIPPED_COLUMNS, append=cfg.resume) as skipped:
-        evaluator = Evaluator(cfg, sets=sets, detector=detector, protocol=protocol, device=device,
+        evaluator = Evaluator(cfg, sets=sets, detector=detector, device=device,
                               skipped=skipped, finished=finished)
         try:
             rows = evaluator.sweep() if cfg.sweep is not None else evaluator.run()
         except KeyboardInterrupt:
-            raise Interrupted(_interrupted_message(cfg)) from None
+            raise Interrupted(_stopped_message(cfg, "interrupted")) from None
+        except Exception as err:  # what was scored stays, and the user learns what happened in one line
+            if cfg.debug:
+                raise
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise UserError(_stopped_message(cfg, f"stopped by an error ({type(err).__name__}: {first})")) from err
     (out_dir / "progress.json").unlink(missing_ok=True)  # finished: nothing left to resume
+    note = raw_names_note((s.path for _, _, samples in sets for s in samples), "scores.csv (and skipped.csv)")
+    if note:
+        print(note)
     print(f"results: {out_dir}")
     if evaluator.unreadable and cfg.strict:
         raise UserError(f"{len(evaluator.unreadable)} images could not be read (listed in {out_dir / 'skipped.csv'}); "
@@ -353,16 +320,16 @@ def evaluate(cfg: EvalConfig) -> list[dict[str, Any]]:
     return rows
 
 
-def _interrupted_message(cfg: EvalConfig) -> str:
+def _stopped_message(cfg: EvalConfig, what: str) -> str:
     out_dir = cfg.out_dir
     # The same command may write beside its earlier results (<name>_2): naming the folder sends the rerun there.
     here = f"--name {out_dir.name}"
     if cfg.sweep is not None:
-        return (f"interrupted: {out_dir / f'sweep_{cfg.sweep[0]}_scores.csv'} holds the scores computed so far; the "
+        return (f"{what}: {out_dir / f'sweep_{cfg.sweep[0]}_scores.csv'} holds the scores computed so far; the "
                 f"sweep tables and plot were not written. Run the command again with {here} --overwrite to redo the "
                 f"sweep")
     progress = out_dir / "progress.json"
     finished = json.loads(progress.read_text())["finished"] if progress.is_file() else []
     sets = ", ".join(finished) if finished else "none"
-    return (f"interrupted: {out_dir / 'scores.csv'} holds the finished sets ({sets}); summary.csv and summary.md "
+    return (f"{what}: {out_dir / 'scores.csv'} holds the finished sets ({sets}); summary.csv and summary.md "
             f"were not written. Run the same command with {here} --resume to score the remaining sets")

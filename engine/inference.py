@@ -6,6 +6,7 @@ Shared by training (validation), evaluation, the demo and the benchmark.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -20,23 +21,23 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from data import (
+    MAX_PIXELS,
     PREFETCH,
     BadImage,
     EvalTransform,
     ImageDataset,
+    Normalization,
     Sample,
     SizeGroupedBatches,
     collate,
     image_size,
     init_worker,
-    normalize,
 )
-from engine.configs import TestProtocol
-from networks import EVEN_SIDES, build_model
-from networks.npr import is_npr_state
+from engine.configs import TestProtocol, choose_protocol
+from networks import Family, build_model, family, names, recognize
 from networks.released import RELEASED
 from util import distributed
-from util.checkpoint import CheckpointError, extract_state_dict, load_checkpoint, load_weights
+from util.checkpoint import CheckpointError, check_checkpoint, extract_state_dict, load_checkpoint, load_weights
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -81,8 +82,9 @@ class Predictions:
 
 
 @torch.no_grad()
-def predict_parts(model: nn.Module, loader: DataLoader, device: torch.device, amp: str, ends: Sequence[int],
-                  progress: bool = False, desc: str = "validate") -> Iterator[Predictions]:
+def predict_parts(model: nn.Module, loader: DataLoader, device: torch.device, amp: str, ends: Sequence[int], *,
+                  normalization: Normalization, progress: bool = False,
+                  desc: str = "validate") -> Iterator[Predictions]:
     """Outputs for consecutive ranges of the loader's dataset, ``[0, ends[0])``, ``[ends[0], ends[1])``, ...: each
     range's, with indices counted from its start, as soon as the loader has moved past it, gathered from all
     processes. The loader's batches come range by range and never straddle two, so one loader (one pool of
@@ -118,7 +120,7 @@ def predict_parts(model: nn.Module, loader: DataLoader, device: torch.device, am
         skipped.extend(batch.skipped)
         if len(batch.indices) == 0:
             continue
-        images = normalize(batch.images.to(device, non_blocking=True), layout)
+        images = normalization(batch.images.to(device, non_blocking=True), layout)
         with autocast(device, amp):
             logits.append(model(images).squeeze(1).float())
         labels.append(batch.labels)
@@ -127,18 +129,24 @@ def predict_parts(model: nn.Module, loader: DataLoader, device: torch.device, am
         yield finish()
 
 
-def predict(model: nn.Module, loader: DataLoader, device: torch.device, amp: str,
+def predict(model: nn.Module, loader: DataLoader, device: torch.device, amp: str, *, normalization: Normalization,
             progress: bool = False, desc: str = "validate") -> Predictions:
     """Outputs for every sample of the loader's dataset, gathered from all processes."""
-    (result,) = predict_parts(model, loader, device, amp, [len(loader.dataset)], progress, desc)
+    (result,) = predict_parts(model, loader, device, amp, [len(loader.dataset)], normalization=normalization,
+                              progress=progress, desc=desc)
     return result
+
+
+def normalization_of(network: Family) -> Normalization:
+    """The input normalization of a family's networks, which the data code applies on the device."""
+    return Normalization(network.mean, network.std)
 
 
 # The total stride of the ResNets: a whole image with a shorter side gives their last layer less than one cell.
 MIN_WHOLE_SIDE = 32
 
 
-def size_notes(name: str, samples: Sequence[Sample], protocol: TestProtocol, arch: str,
+def size_notes(name: str, samples: Sequence[Sample], protocol: TestProtocol, network: Family,
                probe: int = 100) -> list[str]:
     """Warnings from the first ``probe`` images' sizes (header reads only), each when it concerns more than a tenth
     of them: smaller than the crop (mostly zero padding would be scored), or, scored whole, smaller than
@@ -146,12 +154,12 @@ def size_notes(name: str, samples: Sequence[Sample], protocol: TestProtocol, arc
     small = odd = seen = 0
     transform = protocol.transform()
     least = protocol.crop_size or MIN_WHOLE_SIDE
-    for sample in samples[:probe]:
+    for sample in (s for s in samples[:probe] if s.refused is None):
         with contextlib.suppress(BadImage):  # reported when the image is scored
             original = image_size(sample.path)
             size = transform.output_size(*original)
             small += min(original if protocol.crop_size else size) < least
-            odd += arch in EVEN_SIDES and any(side % 2 for side in size)
+            odd += network.even_sides and any(side % 2 for side in size)
             seen += 1
     notes = []
     if seen and small > seen / 10 and protocol.crop_size:
@@ -162,19 +170,43 @@ def size_notes(name: str, samples: Sequence[Sample], protocol: TestProtocol, arc
                      f"whole, they are smaller than one cell of the network's coarsest features, and their scores "
                      f"say little")
     if odd:
-        notes.append(f"note: {odd} of {seen} images looked at in {name} have an odd side after preprocessing; {arch} "
-                     f"drops their last row or column (its 2x2 blocks must tile the image)")
+        notes.append(f"note: {odd} of {seen} images looked at in {name} have an odd side after preprocessing; "
+                     f"{network.name} drops their last row or column (its 2x2 blocks must tile the image)")
     return notes
+
+
+@dataclass(frozen=True)
+class ProtocolRequest:
+    """What a command's flags ask of the test protocol (see ``engine.configs.choose_protocol``); with none given,
+    the checkpoint's record, else the family's default: its ``test_protocol``, or for ``demo`` (demo.py, the page)
+    its ``demo_protocol``."""
+
+    crop_size: int | None = None
+    no_crop: bool = False
+    resize: int | None = None
+    preprocess: str | None = None
+    demo: bool = False
 
 
 @dataclass(frozen=True)
 class Detector:
     model: nn.Module
-    protocol: TestProtocol | None
-    """The test protocol its checkpoint records (training runs of this project), None for others."""
-    arch: str
+    family: Family
     recipe: str
-    """The training recipe its checkpoint records; wang2020 for the authors' release and older runs."""
+    """The training recipe its checkpoint records, else its family's (wang2020 for the authors' release)."""
+    recorded: TestProtocol | None
+    """The test protocol its checkpoint records (training runs of this project), None for others."""
+    protocol: TestProtocol
+    """The test protocol to score with: the request's, else the recorded one, else the family's."""
+    protocol_source: str
+
+    @property
+    def arch(self) -> str:
+        return self.family.name
+
+    @property
+    def normalization(self) -> Normalization:
+        return normalization_of(self.family)
 
 
 def _missing_detector(path: Path) -> CheckpointError:
@@ -187,21 +219,30 @@ def _missing_detector(path: Path) -> CheckpointError:
                            f"detector you trained with -m checkpoints/<run>/best.pth{mine}")
 
 
-def load_detector(path: Path, arch: str | None, device: torch.device) -> Detector:
-    """The detector in eval mode on ``device``; ``arch`` defaults to the checkpoint's own, else NPR for NPR's keys
-    (the authors' NPR.pth), else ResNet-50."""
+def load_detector(path: Path, arch: str | None, device: torch.device,
+                  request: ProtocolRequest = ProtocolRequest(), allow_nonfinite: bool = False) -> Detector:
+    """The detector in eval mode on ``device``, and the test protocol ``request`` leads to. Its family is ``arch``,
+    else the one its checkpoint records, else the one whose spec recognizes its state dict's keys, else the paper's
+    ResNet-50 (whose error then says how the weights differ). Everything the checkpoint carries is checked first.
+    eval.py, demo.py and the page load detectors so."""
     if not Path(path).exists():
         raise _missing_detector(Path(path))
     checkpoint = load_checkpoint(path)
-    options = checkpoint.get("options", {})
     state = extract_state_dict(checkpoint)
-    arch = arch or options.get("arch") or ("npr" if is_npr_state(state) else "resnet50")
-    model = build_model(arch, pretrained=False)
-    load_weights(model, state, str(path), arch)
+    check_checkpoint(checkpoint, state, str(path), archs=names(), allow_nonfinite=allow_nonfinite)
+    options = checkpoint.get("options", {})
+    recognized = recognize(state.keys())
+    spec = family(arch or options.get("arch") or (recognized.name if recognized else "resnet50"))
+    model = build_model(spec.name, pretrained=False)
+    load_weights(model, state, str(path), spec.name)
     record = checkpoint.get("test_protocol")
-    protocol = TestProtocol(**record) if isinstance(record, dict) else None
-    return Detector(model.to(device, memory_format=memory_format(device)).eval(), protocol, arch,
-                    options.get("recipe", "wang2020"))
+    recorded = TestProtocol(**record) if isinstance(record, dict) else None
+    default = (spec.demo_protocol or spec.test_protocol) if request.demo else spec.test_protocol
+    protocol, source = choose_protocol(
+        crop_size=request.crop_size, no_crop=request.no_crop, resize=request.resize, recorded=recorded,
+        fallback=(TestProtocol.of(default), default.source), preprocess=request.preprocess)
+    return Detector(model.to(device, memory_format=memory_format(device)).eval(), spec,
+                    options.get("recipe", spec.recipe), recorded, protocol, source)
 
 
 @dataclass(frozen=True)
@@ -239,26 +280,65 @@ def data_loader(dataset: ImageDataset, *, workers: int, device: torch.device, ba
                       prefetch_factor=PREFETCH if workers else None)
 
 
+# Bytes a forward pass takes per input pixel without gradients: ResNet-50 and NPR, the largest of the networks
+# here, took 300-310 at 1 Mpx on CPU (237 at 4 Mpx); the same budget holds for the other networks.
+FORWARD_BYTES_PER_PIXEL = 320
+# The default memory budget for whole images: half of the memory free on the device, at most this much.
+MAX_AUTO_BUDGET = 4 * 2**30
+
+
+def _available_memory(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    with contextlib.suppress(OSError, ValueError, StopIteration), open("/proc/meminfo") as f:
+        return 1024 * int(next(line for line in f if line.startswith("MemAvailable:")).split()[1])
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def memory_budget(device: torch.device, gib: float | None) -> int:
+    """Bytes the activations of one batch of whole images may take: ``gib`` (--memory_budget), or half of the free
+    memory of ``device``, at most MAX_AUTO_BUDGET."""
+    if gib is not None:
+        return int(gib * 2**30)
+    return min(MAX_AUTO_BUDGET, _available_memory(device) // 2)
+
+
+def over_budget(width: int, height: int, budget: int) -> str | None:
+    """Why a whole image of this size is not scored, or None."""
+    need = width * height * FORWARD_BYTES_PER_PIXEL
+    if need <= budget:
+        return None
+    return (f"{width}x{height} scored whole needs about {need / 2**30:.1f} GiB, over the memory budget of "
+            f"{budget / 2**30:.1f} GiB (--memory_budget raises it; a crop needs little)")
+
+
 def eval_loader(samples: Sequence[Sample], transform: EvalTransform, *, batch_size: int, num_workers: int,
                 device: torch.device, sizes: Sequence[tuple[int, int]] | None = None,
-                parts: Sequence[int] | None = None) -> DataLoader:
+                parts: Sequence[int] | None = None, max_pixels: int = MAX_PIXELS,
+                budget: int | None = None) -> DataLoader:
     """Batches of ``samples`` of equal output size: whole images of several sizes are grouped by size instead of
-    going one at a time. ``sizes``: each sample's image size, when already read (else read from the headers).
-    ``parts``: each sample's part (test set), when the samples of several follow each other; no batch mixes two."""
+    going one at a time, as many as ``budget`` bytes of activations allow. ``sizes``: each sample's image size,
+    when already read (else read from the headers). ``parts``: each sample's part (test set), when the samples of
+    several follow each other; no batch mixes two. ``max_pixels``: larger images are not decoded."""
     if transform.crop_size is not None:
         sizes = [(transform.crop_size, transform.crop_size)] * len(samples)
     elif sizes is None:
-        sizes = [image_size(sample.path) for sample in samples]
+        sizes = [image_size(sample.path, max_pixels) for sample in samples]
     sizes = [transform.output_size(*size) for size in sizes]
-    return data_loader(ImageDataset(samples, transform), workers=num_workers, device=device,
-                       batch_sampler=SizeGroupedBatches(sizes, batch_size, parts))
+    batches = SizeGroupedBatches(sizes, batch_size, parts,
+                                 None if budget is None else budget // FORWARD_BYTES_PER_PIXEL)
+    return data_loader(ImageDataset(samples, transform, max_pixels=max_pixels), workers=num_workers, device=device,
+                       batch_sampler=batches)
 
 
 def score_sets(model: nn.Module, sets: Sequence[tuple[str, Sequence[Sample]]], transform: EvalTransform, *,
-               batch_size: int, num_workers: int, device: torch.device, amp: str,
-               progress: bool = True) -> Iterator[tuple[Scored, list[tuple[Sample, str]]]]:
+               normalization: Normalization, batch_size: int, num_workers: int, device: torch.device, amp: str,
+               progress: bool = True, max_pixels: int = MAX_PIXELS, budget: int | None = None,
+               ) -> Iterator[tuple[Scored, list[tuple[Sample, str]]]]:
     """For each named set, in order and as soon as it is done: logits of its readable samples (in order), and
-    (sample, reason) for each unreadable one. One loader, so the workers start once for all the sets."""
+    (sample, reason) for each unreadable one. One loader, so the workers start once for all the sets. Whole images
+    are batched within ``budget`` bytes (``memory_budget``); one that alone needs more is listed instead."""
+    budget = memory_budget(device, None) if budget is None else budget
     readable: list[list[Sample]] = []
     skipped: list[list[tuple[Sample, str]]] = []
     sizes: list[tuple[int, int]] | None = None if transform.crop_size is not None else []
@@ -271,7 +351,13 @@ def score_sets(model: nn.Module, sets: Sequence[tuple[str, Sequence[Sample]]], t
         skipped.append([])
         for sample in samples:  # batching by size reads each header first; unreadable files end here
             try:
-                sizes.append(image_size(sample.path))
+                if sample.refused:
+                    raise BadImage(sample.path, sample.refused)
+                size = image_size(sample.path, max_pixels)
+                too_much = over_budget(*transform.output_size(*size), budget)
+                if too_much:
+                    raise BadImage(sample.path, too_much)
+                sizes.append(size)
                 readable[-1].append(sample)
             except BadImage as err:
                 skipped[-1].append((sample, err.reason))
@@ -281,9 +367,9 @@ def score_sets(model: nn.Module, sets: Sequence[tuple[str, Sequence[Sample]]], t
     outputs: Iterator[Predictions] = iter(())
     if everything:
         loader = eval_loader(everything, transform, batch_size=batch_size, num_workers=num_workers, device=device,
-                             sizes=sizes, parts=parts)
+                             sizes=sizes, parts=parts, max_pixels=max_pixels, budget=budget)
         names = ", ".join(name for name, _ in sets)
-        outputs = predict_parts(model, loader, device, amp, ends, progress=progress,
+        outputs = predict_parts(model, loader, device, amp, ends, normalization=normalization, progress=progress,
                                 desc=names if len(names) <= 30 else f"{len(sets)} sets")
     for (name, _), part, unreadable in zip(sets, readable, skipped, strict=True):
         predictions = next(outputs) if everything else None
@@ -294,10 +380,12 @@ def score_sets(model: nn.Module, sets: Sequence[tuple[str, Sequence[Sample]]], t
         yield Scored(name, kept, logits), sorted(unreadable, key=lambda item: item[0].path)
 
 
-def score_samples(model: nn.Module, samples: Sequence[Sample], transform: EvalTransform, *, batch_size: int,
-                  num_workers: int, device: torch.device, amp: str, desc: str = "score",
-                  progress: bool = True) -> tuple[Scored, list[tuple[Sample, str]]]:
+def score_samples(model: nn.Module, samples: Sequence[Sample], transform: EvalTransform, *,
+                  normalization: Normalization, batch_size: int, num_workers: int, device: torch.device, amp: str,
+                  desc: str = "score", progress: bool = True, max_pixels: int = MAX_PIXELS, budget: int | None = None,
+                  ) -> tuple[Scored, list[tuple[Sample, str]]]:
     """Logits of the readable samples (in order), and (sample, reason) for each unreadable one."""
-    (result,) = score_sets(model, [(desc, samples)], transform, batch_size=batch_size, num_workers=num_workers,
-                           device=device, amp=amp, progress=progress)
+    (result,) = score_sets(model, [(desc, samples)], transform, normalization=normalization, batch_size=batch_size,
+                           num_workers=num_workers, device=device, amp=amp, progress=progress, max_pixels=max_pixels,
+                           budget=budget)
     return result

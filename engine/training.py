@@ -32,26 +32,35 @@ from tqdm import tqdm
 from data import (
     BadImage,
     ImageDataset,
+    Normalization,
     SeededSampler,
     SizeGroupedBatches,
     TrainTransform,
     ValTransform,
     balanced_weights,
     image_size,
-    normalize,
     scan_folder,
 )
 from data.transforms import resized_size
 from engine.averaging import WeightAverage, recompute_batchnorm
 from engine.configs import TrainConfig, resolve_workers
 from engine.early_stopping import CosineDecay, EarlyStopping, StepDecay
-from engine.inference import autocast, data_loader, input_memory_format, memory_format, predict, set_precision
-from networks import build_model
+from engine.inference import (
+    autocast,
+    data_loader,
+    input_memory_format,
+    memory_format,
+    normalization_of,
+    predict,
+    set_precision,
+)
+from networks import build_model, family
 from util import distributed
 from util.checkpoint import extract_state_dict, load_checkpoint, load_weights, save_checkpoint, unwrap
 from util.errors import Interrupted, UserError
 from util.metrics import binary_metrics, log_loss
 from util.records import command_line, config_dict, config_from_record, save_config
+from util.report import ENCODING_ERRORS
 
 
 @dataclass
@@ -71,7 +80,9 @@ def _whole_image_batches(dataset: ImageDataset, sampler: SeededSampler, cfg: Tra
     sizes = []
     for _, index in keys:
         try:
-            width, height = image_size(dataset.samples[index].path)
+            if dataset.samples[index].refused:
+                raise BadImage(dataset.samples[index].path, dataset.samples[index].refused)
+            width, height = image_size(dataset.samples[index].path, dataset.max_pixels)
             sizes.append((width, height) if cfg.augment.no_resize else
                          resized_size(width, height, cfg.augment.load_size, cfg.augment.square_resize))
         except BadImage:
@@ -148,18 +159,21 @@ def _checkpoint_name(which: str) -> str:
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """The optimizer of the parameters that train (the family's spec froze the others)."""
+    parameters = [p for p in model.parameters() if p.requires_grad]
     if cfg.optim == "adam":
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.0)
+        return torch.optim.Adam(parameters, lr=cfg.lr, betas=(cfg.beta1, 0.999))
+    return torch.optim.SGD(parameters, lr=cfg.lr, momentum=0.0)
 
 
 def _datasets(cfg: TrainConfig) -> tuple[ImageDataset, ImageDataset]:
     augment = cfg.augment
     train_samples = scan_folder(cfg.dataroot / cfg.train_split, cfg.classes)
     val_samples = scan_folder(cfg.dataroot / cfg.val_split, cfg.classes)
-    return (ImageDataset(train_samples, TrainTransform(augment), seed=cfg.seed),
+    max_pixels = int(cfg.max_megapixels * 1e6)
+    return (ImageDataset(train_samples, TrainTransform(augment), seed=cfg.seed, max_pixels=max_pixels),
             ImageDataset(val_samples, ValTransform(augment, perturb=cfg.val_perturb, whole=cfg.test_no_crop),
-                         seed=cfg.seed))
+                         seed=cfg.seed, max_pixels=max_pixels))
 
 
 # Settings that do not change the weights: where and how fast a run computes, when it gives up.
@@ -277,8 +291,8 @@ def _train(cfg: TrainConfig, process: distributed.Process, device: torch.device)
     net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if process.world_size > 1 else model
     run = _Run(cfg=cfg, process=process, device=device, model=net, optimizer=optimizer, scaler=scaler,
-               stopper=stopper, progress=progress, log=RunLog(run_dir, process.is_main),
-               run_start_epoch=progress.epochs_done, average=average)
+               normalization=normalization_of(family(cfg.arch)), stopper=stopper, progress=progress,
+               log=RunLog(run_dir, process.is_main), run_start_epoch=progress.epochs_done, average=average)
     try:
         while not progress.finished and progress.epochs_done < cfg.epochs:
             run.train_epoch(train_loader, batches_per_epoch)
@@ -310,6 +324,7 @@ class _Run:
     model: nn.Module  # DDP-wrapped under torchrun; checkpoints store the bare network
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
+    normalization: Normalization  # the network family's
     stopper: EarlyStopping | StepDecay | CosineDecay
     progress: Progress
     log: RunLog
@@ -333,7 +348,9 @@ class _Run:
         # One O_APPEND write per batch: whole lines even when several processes log at once.
         fd = os.open(self.run_dir / "skipped.csv", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, (("split,path,reason\n" if os.fstat(fd).st_size == 0 else "") + text.getvalue()).encode())
+            # A file name that is not UTF-8 is written as its own bytes (util.report.ENCODING_ERRORS).
+            os.write(fd, (("split,path,reason\n" if os.fstat(fd).st_size == 0 else "")
+                          + text.getvalue()).encode(errors=ENCODING_ERRORS))
         finally:
             os.close(fd)
 
@@ -382,7 +399,7 @@ class _Run:
                 progress.batches_done += 1
                 progress.total_steps += 1
                 continue
-            images = normalize(batch.images.to(self.device, non_blocking=True), layout)
+            images = self.normalization(batch.images.to(self.device, non_blocking=True), layout)
             labels = batch.labels.to(self.device, non_blocking=True)
             window.add(train_step(self.model, images=images, labels=labels, optimizer=self.optimizer,
                                   scaler=self.scaler, device=self.device, amp=cfg.amp))
@@ -440,7 +457,8 @@ class _Run:
         averaged = copy.deepcopy(unwrap(self.model))  # an interrupt meanwhile leaves the model as it was
         self.average.copy_to(averaged)
         train_loader.sampler.set_epoch(cfg.epochs, start=0)  # an order of its own, the same on every run
-        recompute_batchnorm(averaged, train_loader, self.device, progress=self.process.is_main)
+        recompute_batchnorm(averaged, train_loader, self.device, normalization=self.normalization,
+                            progress=self.process.is_main)
         unwrap(self.model).load_state_dict(averaged.state_dict())
         return (f"weights averaged over epochs {epoch - self.average.count + 1}-{epoch}, BatchNorm statistics "
                 f"recomputed on the training set; ")
@@ -450,7 +468,8 @@ class _Run:
         checkpoints."""
         progress = self.progress
         averaged = self._average(progress.epochs_done + 1, train_loader)
-        predictions = predict(self.model, val_loader, self.device, self.cfg.amp, progress=self.process.is_main)
+        predictions = predict(self.model, val_loader, self.device, self.cfg.amp, normalization=self.normalization,
+                              progress=self.process.is_main)
         # Every process holds the gathered list, so one logs it and all take the same decision.
         self.skip("val", val_loader.dataset, sorted(predictions.skipped.items()), write=self.process.is_main)
         too_many = self.too_many_bad("val", len(val_loader.dataset))

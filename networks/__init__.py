@@ -1,16 +1,18 @@
-"""The detectors' networks: torchvision backbones with one logit (``backbones``), NPR (``npr``), the released
-models (``released``), the mini-benchmark's small generators (``generators``).
+"""The detectors' networks: the family registry (``registry``; the built-in families in ``families/``, registered
+here), the ResNets (``resnet``), NPR (``npr``), the released models (``released``), the mini-benchmark's small
+generators (``generators``).
 
-``build_model`` loads on first use (PEP 562), so reading ``ARCHS`` for the options does not import torchvision.
+Registering a family imports no PyTorch, and ``build_model`` loads on first use (PEP 562), so the options read the
+names at once.
 """
 
 from typing import Any
 
-ARCHS = ("resnet50", "resnet18", "resnet34", "resnet101", "efficientnet_b0", "npr")
-# Trained from random weights only: no ImageNet weights exist for them, and their last layer keeps its own init.
-FROM_SCRATCH = ("npr",)
-# They drop an odd last row or column of their input (networks.npr.even_crop).
-EVEN_SIDES = ("npr",)
+from networks import families
+from networks.registry import Family, Preprocessing, family, help_text, names, recognize, register
+
+__all__ = ["Family", "Preprocessing", "build_model", "families", "family", "help_text", "names", "recognize",
+           "register"]
 
 
 def __getattr__(name: str) -> Any:

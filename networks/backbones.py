@@ -1,4 +1,5 @@
-"""Backbones with a single real/fake logit, and NPR (``build_model``).
+"""Building a registered family's network (``build_model``), and the torchvision-style families' common step:
+ImageNet weights into the backbone, then a new one-logit head (``with_new_head``).
 
 The ResNets are ``networks.resnet``'s (torchvision's keys, no torchvision import); other backbones come from
 torchvision. State-dict keys are torchvision's own (``conv1.weight`` ... ``fc.weight``), so the authors' released
@@ -12,9 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from networks import ARCHS, FROM_SCRATCH
-from networks.npr import NPR
-from networks.resnet import DEPTHS, resnet
+from networks.registry import family
 from util.checkpoint import extract_state_dict, load_checkpoint
 from util.errors import UserError
 
@@ -50,30 +49,11 @@ def _imagenet_state_dict(arch: str, pretrained_path: Path | None) -> dict[str, t
         ) from err
 
 
-def build_model(
-    arch: str = "resnet50",
-    *,
-    pretrained: bool = True,
-    pretrained_path: Path | None = None,
-    init_gain: float = 0.02,
-) -> nn.Module:
-    """An ``arch`` whose last layer is Linear(features, 1) initialized with std ``init_gain``.
-
-    ``pretrained`` loads torchvision's IMAGENET1K_V1 weights (or ``pretrained_path``) before the head is replaced.
-    NPR is always built from random weights with its own initialization.
-    """
-    if arch not in ARCHS:
-        raise UserError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
-    if arch in FROM_SCRATCH:
-        if pretrained or pretrained_path is not None:
-            raise UserError(f"{arch} is trained from scratch: it has no ImageNet weights (use --no_pretrained)")
-        return NPR()
-    if arch in DEPTHS:
-        model: nn.Module = resnet(arch)
-    else:
-        from torchvision import models
-
-        model = models.get_model(arch, weights=None)
+def with_new_head(model: nn.Module, arch: str, *, pretrained: bool, pretrained_path: Path | None,
+                  init_gain: float) -> nn.Module:
+    """``model``, a torchvision classifier built with random weights, with torchvision's IMAGENET1K_V1 weights
+    of ``arch`` (or ``pretrained_path``) when ``pretrained``, and its last layer replaced by Linear(features, 1)
+    initialized with std ``init_gain``."""
     if pretrained or pretrained_path is not None:
         state = _imagenet_state_dict(arch, pretrained_path)
         try:
@@ -82,4 +62,23 @@ def build_model(
             reason = str(err).splitlines()[0]
             raise UserError(f"{pretrained_path or arch}: not ImageNet weights of {arch}: {reason}") from None
     _replace_head(model, init_gain)
+    return model
+
+
+def build_model(
+    arch: str = "resnet50",
+    *,
+    pretrained: bool = True,
+    pretrained_path: Path | None = None,
+    init_gain: float = 0.02,
+) -> nn.Module:
+    """The registered family ``arch``'s network with one logit; parameters that the family does not train are
+    frozen. ``pretrained`` starts from the family's pretrained weights (or ``pretrained_path``); a family trained
+    from scratch has none."""
+    spec = family(arch)
+    if spec.pretrained is None and (pretrained or pretrained_path is not None):
+        raise UserError(f"{arch} is trained from scratch: it has no ImageNet weights (use --no_pretrained)")
+    model = spec.build(pretrained=pretrained, pretrained_path=pretrained_path, init_gain=init_gain)
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(spec.trains(name))
     return model

@@ -10,8 +10,6 @@ dict loads as it is.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -20,11 +18,6 @@ from networks.resnet import Bottleneck, initialize, stage
 
 # The authors scale the residual by 2/3 before the first convolution.
 RESIDUAL_SCALE = 2.0 / 3.0
-
-
-def is_npr_state(keys: Iterable[str]) -> bool:
-    """Whether state-dict keys are NPR's (its head is ``fc1``; torchvision's ResNets have ``fc``)."""
-    return "fc1.weight" in set(keys)
 
 
 def even_crop(x: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from networks.families.resnet import DEPTHS
+
 
 def conv3x3(inplanes: int, planes: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(inplanes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
@@ -75,12 +77,6 @@ def initialize(model: nn.Module) -> None:
 
 
 Block = type[BasicBlock] | type[Bottleneck]
-DEPTHS: dict[str, tuple[Block, tuple[int, int, int, int]]] = {
-    "resnet18": (BasicBlock, (2, 2, 2, 2)),
-    "resnet34": (BasicBlock, (3, 4, 6, 3)),
-    "resnet50": (Bottleneck, (3, 4, 6, 3)),
-    "resnet101": (Bottleneck, (3, 4, 23, 3)),
-}
 
 
 def stage(block: Block, inplanes: int, planes: int, blocks: int, stride: int) -> nn.Sequential:
@@ -115,6 +111,6 @@ class ResNet(nn.Module):
 
 
 def resnet(arch: str) -> ResNet:
-    """A randomly initialized ResNet of DEPTHS with ImageNet's 1000-way head."""
-    block, depths = DEPTHS[arch]
-    return ResNet(block, depths)
+    """A randomly initialized ResNet of the family's DEPTHS with ImageNet's 1000-way head."""
+    depths, bottleneck = DEPTHS[arch]
+    return ResNet(Bottleneck if bottleneck else BasicBlock, depths)

@@ -161,7 +161,7 @@ def _parsed(parser: argparse.ArgumentParser, cls: type[Config], argv: Sequence[s
 TRAIN_GROUPS = {
     "": ("recipe",),
     "data": ("dataroot", "classes", "protocol", "train_split", "val_split", "max_bad_fraction", "batch_size",
-             "serial_batches", "class_bal"),
+             "max_megapixels", "serial_batches", "class_bal"),
     "preprocessing and augmentation (training)": (*(f.name for f in options_of(AugmentConfig)), "test_no_crop",
                                                   "val_perturb"),
     "model": ("arch", "init_gain", "pretrained_path", "no_pretrained"),
@@ -171,8 +171,8 @@ TRAIN_GROUPS = {
                                    "continue_train", "epoch", "new_optim"),
 }
 EVAL_GROUPS = {
-    "data": ("dataroot", "suite", "sets", "protocol", "batch_size"),
-    "model": ("model_path", "arch"),
+    "data": ("dataroot", "suite", "sets", "protocol", "batch_size", "max_megapixels", "memory_budget"),
+    "model": ("model_path", "arch", "allow_nonfinite"),
     "preprocessing (the paper's test protocol: no resize, center crop 224)": ("crop_size", "no_crop", "resize",
                                                                                "preprocess", "calibrate_on"),
     "test-time perturbations (robustness, the paper's Fig. 5)": ("blur_sigma", "jpeg_quality", "jpeg_method",
@@ -333,15 +333,14 @@ def dataset_download_parser() -> argparse.ArgumentParser:
     from data.forensynths import BASE_URL, SPLITS
     from data.suite_downloads import DOWNLOADS, ZENODO_API
 
-    suites = [name for name in SUITES if name != "forensynths"]
     parser = _parser("python -m dataset.download", "Download and extract test data with resume and checksums "
                      "(ForenSynths splits from the authors' mirror, Synthbuster from Zenodo), or count what is "
                      "there; for suites without a direct link, say where to get them.")
     _add_debug_switch(parser)
-    parser.add_argument("names", nargs="+", choices=(*SPLITS, *suites), metavar="NAME",
+    parser.add_argument("names", nargs="+", choices=(*SPLITS, *SUITES), metavar="NAME",
                         help="ForenSynths splits: " + "; ".join(f"{k} ({v.size})" for k, v in SPLITS.items())
                         + "; suites: " + ", ".join(f"{n} ({'download' if n in DOWNLOADS else 'where to get it'})"
-                                                   for n in suites))
+                                                   for n in SUITES))
     parser.add_argument("--root", type=Path, default=Path("dataset"),
                         help="data goes to <root>/<name>/, archives and SHA256SUMS.json to <root>/downloads/")
     parser.add_argument("--base_url", default=BASE_URL, help="the ForenSynths mirror to download from")

@@ -121,7 +121,7 @@ def test_api_score_equals_demo(server: Server):
 
 
 @pytest.mark.parametrize(("name", "message"), [
-    ("text", "not scored: not an image format PIL can read"),
+    ("text", "not scored: not an image format we read"),
     ("truncated", "not scored: "),
     ("bomb", "not scored: decompression bomb"),
     ("huge", "7100x7100 is 50.4 megapixels, more than this server scores whole (16); score it with demo.py"),
@@ -131,6 +131,7 @@ def test_api_bad_input_is_a_clear_message_and_the_next_request_works(server: Ser
         _api(server, name)
     assert "/tmp" not in str(err.value) and str(server.images[name].parent) not in str(err.value)
     assert _api(server, "real")[0] == pytest.approx(_demo(server, "real"), abs=1e-6)
+    assert "Traceback" not in server.log.read_text()  # a refused upload is one line in the log
 
 
 @pytest.mark.parametrize("name", ["deep16", "animated"])

@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from data import Batch, normalize
+from data import Batch, Normalization
 from engine.averaging import WeightAverage, recompute_batchnorm
 
 
@@ -30,8 +30,9 @@ def test_batchnorm_statistics_are_the_mean_over_the_pass():
     norm = nn.BatchNorm2d(3)
     norm.running_mean.fill_(5.0)  # whatever training left there is replaced
     batches = [_batch(seed) for seed in range(3)] + [_batch(9, size=1)]  # one image: no statistics, skipped
-    recompute_batchnorm(norm, batches, torch.device("cpu"))
-    inputs = [normalize(b.images, torch.contiguous_format) for b in batches[:3]]
+    normalization = Normalization((0.5, 0.25, 0.75), (0.2, 0.3, 0.4))
+    recompute_batchnorm(norm, batches, torch.device("cpu"), normalization=normalization)
+    inputs = [normalization(b.images, torch.contiguous_format) for b in batches[:3]]
     means = torch.stack([x.mean(dim=(0, 2, 3)) for x in inputs])
     variances = torch.stack([x.transpose(0, 1).reshape(3, -1).var(dim=1) for x in inputs])  # unbiased, as BN keeps
     torch.testing.assert_close(norm.running_mean, means.mean(0))

@@ -21,9 +21,10 @@ from commands.benchmark import (
     steady_problems,
     write_mixed_sizes,
 )
-from data import EvalTransform, scan_folder
+from data import EvalTransform, Normalization, scan_folder
 from engine.inference import input_memory_format, score_samples
 from networks import build_model
+from networks.registry import IMAGENET_MEAN, IMAGENET_STD
 from options import parse_benchmark_options
 from util.errors import UserError
 
@@ -118,7 +119,8 @@ def test_input_layout_follows_the_model():
 
 
 def _scores(model, samples, **kwargs) -> np.ndarray:
-    defaults = {"batch_size": 4, "num_workers": 0, "device": torch.device("cpu"), "amp": "off", "progress": False}
+    defaults = {"batch_size": 4, "num_workers": 0, "device": torch.device("cpu"), "amp": "off", "progress": False,
+                "normalization": Normalization(IMAGENET_MEAN, IMAGENET_STD)}
     scored, skipped = score_samples(model, samples, EvalTransform(crop_size=None), **{**defaults, **kwargs})
     assert skipped == [] and [s.path for s in scored.samples] == [s.path for s in samples]
     return scored.logits

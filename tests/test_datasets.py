@@ -170,12 +170,13 @@ def test_files_that_are_not_images_are_counted_and_named(tmp_path, capsys):
 
     for name in ("a.png", "b.heic", "c.HEIC", "notes", ".DS_Store", "d.txt"):
         (tmp_path / name).write_bytes(b"x")
-    images, others = walk_files(tmp_path)
+    images, others, refused = walk_files(tmp_path)
     assert [Path(p).name for p in images] == ["a.png"]
-    assert [Path(p).name for p in others] == ["b.heic", "c.HEIC", "d.txt", "notes"]  # hidden files ignored
+    assert [Path(p).name for p in others] == ["b.heic", "c.HEIC", "d.txt", "notes"]
+    assert [(Path(p).name, reason) for p, reason in refused] == [(".DS_Store", "hidden file (left out)")]
     assert left_out_note(others) == ("4 files left out (not images): .heic (pip install pillow-heif to read them), "
                                      ".txt, no extension")
     assert left_out_note(others[:1]).startswith("1 file left out")
     assert left_out_note([]) is None
-    assert [s.path for s in collect(str(tmp_path))] == images
+    assert [(s.path, s.refused) for s in collect(str(tmp_path))] == [(images[0], None), (*refused[0],)]
     assert "4 files left out (not images)" in capsys.readouterr().out

@@ -108,7 +108,8 @@ def test_one_loader_scores_every_set_as_if_each_were_scored_alone(bench, tmp_pat
     detector = load_detector(bench / "tiny.pth", None, torch.device("cpu"))
     for name in ("progan", "biggan", "mixed"):
         alone, _ = score_samples(detector.model, scan_folder(bench / "test" / name), EvalTransform(crop_size=None),
-                                 batch_size=4, num_workers=0, device=torch.device("cpu"), amp="off", progress=False)
+                                 normalization=detector.normalization, batch_size=4, num_workers=0,
+                                 device=torch.device("cpu"), amp="off", progress=False)
         assert [(r["path"], np.float32(r["logit"])) for r in scores if r["set"] == name] == \
             [(s.path, logit) for s, logit in zip(alone.samples, alone.logits, strict=True)]
 

@@ -7,13 +7,13 @@ import pytest
 import torch
 from torchvision import models
 
-from networks import ARCHS, FROM_SCRATCH, build_model
+from networks import build_model, family, names
 from networks.resnet import resnet
 from tests.helpers import ROOT
 from util.errors import UserError
 
 
-@pytest.mark.parametrize("arch", [a for a in ARCHS if a not in FROM_SCRATCH])  # NPR: tests/test_npr.py
+@pytest.mark.parametrize("arch", [a for a in names() if family(a).pretrained is not None])  # NPR: test_npr.py
 def test_every_arch_has_one_logit_and_a_gaussian_head(arch):
     torch.manual_seed(0)
     model = build_model(arch, pretrained=False, init_gain=0.02).eval()

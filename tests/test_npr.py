@@ -64,7 +64,10 @@ def test_a_bare_npr_state_dict_loads_without_arch(tmp_path: Path):
     model = NPR()
     torch.save(model.state_dict(), tmp_path / "NPR.pth")  # the authors' release: a bare state dict
     detector = load_detector(tmp_path / "NPR.pth", None, torch.device("cpu"))
-    assert detector.arch == "npr" and detector.protocol is None
+    assert detector.arch == "npr" and detector.recorded is None and detector.recipe == "npr"
+    # No record: NPR's own test protocol, as --preprocess npr (the paper's crop before families had one).
+    assert (detector.protocol, detector.protocol_source) == (PREPROCESSING["npr"],
+                                                              "NPR's test.py; the checkpoint records none")
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(detector.model(x), model.eval()(x))

@@ -8,10 +8,8 @@ import torch
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from data import AugmentConfig, EvalTransform, Perturbation, TrainTransform, load_rgb, normalize
+from data import AugmentConfig, EvalTransform, Normalization, Perturbation, TrainTransform, load_rgb
 from data.transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     AugmentParams,
     _offset,
     apply_train_params,
@@ -25,12 +23,15 @@ from data.transforms import (
     sample_train_params,
     to_rgb,
 )
+from networks.registry import IMAGENET_MEAN, IMAGENET_STD
+
+IMAGENET = Normalization(IMAGENET_MEAN, IMAGENET_STD)  # the ResNets' and NPR's
 
 
 def network_input(arr: np.ndarray) -> torch.Tensor:
     """What the network sees for one transformed image: the uint8 array, normalized as a batch of one."""
     assert arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[2] == 3
-    return normalize(torch.from_numpy(np.stack([arr])))[0]  # stacked as collate does
+    return IMAGENET(torch.from_numpy(np.stack([arr])))[0]  # stacked as collate does
 
 
 @pytest.mark.parametrize("name", ["real", "fake"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,8 @@ class CheckpointError(UserError):
 
 # torch.save writes a zip archive (since PyTorch 1.6) or, in the legacy format, a pickle (protocol 2+).
 _CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")
-_OTHER_FORMATS = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image",
+_OTHER_FORMATS = {b"PK\x05\x06": "an empty zip archive",
+                  b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image",
                   b"%PDF": "a PDF document", b"\x1f\x8b": "a gzip archive", b"7z\xbc\xaf": "a 7z archive"}
 
 
@@ -72,12 +73,57 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
                 f"loading it could run code (only weights_only=True loading is allowed)"
             ) from None
         raise CheckpointError(f"{path}: not a readable checkpoint ({err})") from None
+    except MemoryError:
+        raise CheckpointError(f"{path}: not enough memory to load it ({path.stat().st_size / 2**20:.0f} MiB on "
+                              f"disk)") from None
     except Exception as err:  # torch's parsers raise many types on damaged bytes (IndexError, RuntimeError, ...)
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "can't allocate memory" in first or "out of memory" in first.lower():
+            raise CheckpointError(f"{path}: not enough memory to load it ({first})") from None
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({first})") from None
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
     return dict(obj)
+
+
+# What a recorded test protocol holds: its fields, and which of them are sizes in pixels.
+_PROTOCOL_FIELDS = ("crop_size", "resize", "square")
+
+
+def _is_pixels(value: Any) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
+
+
+def check_checkpoint(checkpoint: Mapping[str, Any], state: Mapping[str, torch.Tensor], source: str, *,
+                     archs: Sequence[str], allow_nonfinite: bool = False) -> None:
+    """Every field the checkpoint carries besides the weights' keys and shapes (``load_weights`` checks those),
+    before any is used: one CheckpointError that names each problem. Weights that are NaN or infinite are refused
+    unless ``allow_nonfinite``: they would give meaningless scores without a word."""
+    problems = []
+    options = checkpoint.get("options", {})
+    if not isinstance(options, Mapping):
+        problems.append(f"'options' is a {type(options).__name__}, not a dict")
+    else:
+        arch = options.get("arch")
+        if arch is not None and arch not in archs:
+            problems.append(f"options.arch {arch!r} is none of {', '.join(archs)}")
+        if not isinstance(options.get("recipe", ""), str):
+            problems.append(f"options.recipe is a {type(options['recipe']).__name__}, not a name")
+    protocol = checkpoint.get("test_protocol")
+    if protocol is not None and not isinstance(protocol, Mapping):
+        problems.append(f"'test_protocol' is a {type(protocol).__name__}, not a dict")
+    elif protocol is not None:
+        problems += [f"test_protocol has an unknown field {key!r}" for key in protocol if key not in _PROTOCOL_FIELDS]
+        problems += [f"test_protocol.{key} {protocol[key]!r} is not a positive number of pixels"
+                     for key in _PROTOCOL_FIELDS[:2] if key in protocol and not _is_pixels(protocol[key])]
+        if not isinstance(protocol.get("square", False), bool):
+            problems.append(f"test_protocol.square {protocol['square']!r} is not true or false")
+    nonfinite = [key for key, value in state.items() if value.is_floating_point() and not value.isfinite().all()]
+    if nonfinite and not allow_nonfinite:
+        problems.append(f"{len(nonfinite)} weight tensors hold NaN or infinite values (e.g. {nonfinite[0]}); "
+                        f"--allow_nonfinite loads them anyway")
+    if problems:
+        raise CheckpointError(f"{source}: " + "; ".join(problems))
 
 
 def extract_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:

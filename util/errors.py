@@ -26,7 +26,11 @@ class Interrupted(UserError):
 @contextmanager
 def user_errors(debug: bool = False) -> Iterator[None]:
     """Turn a UserError into ``error: <message>`` on stderr and its exit status, 2 (130 after Ctrl-C); a traceback
-    with ``debug``."""
+    with ``debug``. Whatever the locale, printing never fails on a file name that is not UTF-8: such bytes show as
+    escapes."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         yield
     except UserError as err:

@@ -19,6 +19,34 @@ METRIC_HEADERS = {"ap": "AP", "acc": "acc", "r_acc": "real acc", "f_acc": "fake 
                   "acc_calibrated": "acc (calibrated)"}
 
 
+# File names that are not UTF-8 reach Python as lone surrogates (PEP 383); the CSV files hold them as the name's own
+# bytes, so nothing is lost, and reading them back with the same error handler gives the same path.
+ENCODING_ERRORS = "surrogateescape"
+
+
+def is_raw_name(path: str) -> bool:
+    """Whether ``path`` is not valid UTF-8 (written as its own bytes)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def raw_names_note(paths: Iterable[str], where: str) -> str | None:
+    """A line on the file names in ``where`` that are not UTF-8, when there are any."""
+    count = sum(map(is_raw_name, paths))
+    if not count:
+        return None
+    return (f"note: {count} file {'name is' if count == 1 else 'names are'} not valid UTF-8; {where} holds "
+            f"{'it' if count == 1 else 'them'} as the original bytes (read with errors='{ENCODING_ERRORS}')")
+
+
+def open_csv(path: Path, mode: str = "r") -> TextIO:
+    """A CSV file of this project, opened as it is written (see ENCODING_ERRORS)."""
+    return open(path, mode, newline="", encoding="utf-8", errors=ENCODING_ERRORS)
+
+
 def _cell(value: Any) -> str:
     """CSV text: None (not requested) is empty, nan (undefined) is ``nan``, floats keep float32 precision."""
     if value is None:
@@ -34,7 +62,7 @@ class CsvStream:
     def __init__(self, path: Path, columns: Sequence[str], append: bool = False) -> None:
         """``append``: add rows to an existing file of these columns (its header stays)."""
         self.columns = tuple(columns)
-        self.file: TextIO = open(path, "a" if append else "w", newline="")
+        self.file: TextIO = open_csv(path, "a" if append else "w")
         self.writer = csv.writer(self.file)
         if not append:
             self.writer.writerow(self.columns)
@@ -80,9 +108,12 @@ def claim_folder(folder: Path, patterns: Sequence[str], overwrite: bool, elsewhe
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
     """Write a whole table atomically."""
     tmp = path.with_name(path.name + ".tmp")
-    with CsvStream(tmp, columns) as out:
-        out.write(rows)
-    os.replace(tmp, path)
+    try:
+        with CsvStream(tmp, columns) as out:
+            out.write(rows)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _percent(value: Any) -> str:
