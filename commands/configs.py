@@ -68,7 +68,7 @@ class BenchmarkConfig(Compute):
 
     devices: tuple[str, ...] | None = option(None, "comma-separated (default: cpu, and cuda when available)",
                                              choices=DEVICES)
-    arch: str = option("resnet50", "backbone: " + help_text(), parse=arch_name, check=known_arch)
+    arch: str = option("resnet50", lambda: "backbone: " + help_text(), parse=arch_name, check=known_arch)
     batch_size: int | None = option(None, "images per batch (default: 32 on CPU, 128 on CUDA)", check=positive)
     channels_last: str = option("auto", "model and batch layout; auto = what eval.py/train.py use (channels_last "
                                 "on CUDA)", choices=CHANNELS_LAST)

@@ -243,7 +243,7 @@ class TrainConfig(Runtime):
                                "quality at the middle of their ranges, PIL JPEG); the draws are fixed per image, "
                                "same every epoch")
     # model
-    arch: str = option("resnet50", "backbone: " + help_text(), parse=arch_name, check=known_arch)
+    arch: str = option("resnet50", lambda: "backbone: " + help_text(), parse=arch_name, check=known_arch)
     init_gain: float = option(0.02, "std of the new final layer's weights", check=positive)
     pretrained_path: Path | None = option(None, "ImageNet state dict of the backbone (instead of torchvision's "
                                           "download)")

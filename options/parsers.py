@@ -28,7 +28,7 @@ from engine.configs import EvalConfig, Runtime, TrainConfig
 from networks.released import RELEASED
 from options.types import GpuIdsAction, released_name
 from util.errors import ConfigError
-from util.fields import boolean, numbers, option_meta, options_of, shown, words
+from util.fields import boolean, help_of, numbers, option_meta, options_of, shown, words
 
 if TYPE_CHECKING:
     from commands.quickstart import QuickstartConfig
@@ -114,7 +114,7 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: 
     for name in names or fields:
         meta = option_meta(fields[name])
         assert meta is not None
-        default, text = meta["default"], meta["help"]
+        default, text = meta["default"], help_of(meta)
         if default not in (None, False, "") and "default" not in text:
             text += f" (default: {shown(default)})"
         kwargs: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": text}

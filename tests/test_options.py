@@ -38,7 +38,7 @@ from options import (
 )
 from tests.helpers import AUTHORS_COMMAND, ROOT
 from util.errors import ConfigError
-from util.fields import option_meta, options_of
+from util.fields import help_of, option_meta, options_of
 from util.records import command_line, config_from_record, save_config
 
 
@@ -429,7 +429,7 @@ def test_every_flag_is_a_config_option_written_once(parser, classes):
     actions = {action.dest: action for action in _all_actions(parser()) if action.option_strings != ["--use_cpu"]}
     assert set(options) <= set(actions)
     for name, meta in options.items():
-        assert actions[name].help.startswith(meta["help"]) and actions[name].default is argparse.SUPPRESS, name
+        assert actions[name].help.startswith(help_of(meta)) and actions[name].default is argparse.SUPPRESS, name
     # The download scripts, which have no config, come last and define their own flags.
     source = (ROOT / "options" / "parsers.py").read_text().split("python -m {dataset,weights}.download")[0]
     assert not [name for name in options if f'"--{name}"' in source]

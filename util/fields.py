@@ -29,11 +29,12 @@ class _Unset:
 UNSET: Any = _Unset()
 
 
-def option(default: Any, help: str, *, check: Check | None = None, parse: Callable[..., Any] | None = None,
+def option(default: Any, help: str | Callable[[], str], *, check: Check | None = None, parse: Callable[..., Any] | None = None,
            choices: Sequence[str] | None = None, flags: Sequence[str] = (),
            metavar: str | tuple[str, ...] | None = None, nargs: int | None = None) -> Any:
     """A config field that is the flag ``--<name>`` (plus ``flags``, the authors' spellings).
 
+    ``help`` may be a function, read when a parser is built (a list of names that grows at run time).
     ``parse`` turns the flag's text into a value (default: from the field's type; switches take no text or
     true/false; with ``nargs``, it takes that many texts); ``check`` and ``choices`` say which values are valid,
     for the command line and for Python alike.
@@ -45,6 +46,11 @@ def option(default: Any, help: str, *, check: Check | None = None, parse: Callab
 
 def option_meta(field: dataclasses.Field) -> dict[str, Any] | None:
     return field.metadata.get("option")
+
+
+def help_of(meta: dict[str, Any]) -> str:
+    """An option's help text (see ``option``)."""
+    return meta["help"]() if callable(meta["help"]) else meta["help"]
 
 
 def options_of(cls: type) -> list[dataclasses.Field]:
