@@ -263,9 +263,6 @@ class TrainConfig(Runtime):
                             "schedule)", choices=WATCHED)
     swa_epochs: int = option(0, "N > 0: the final weights are the mean of the last N epochs', BatchNorm statistics "
                              "recomputed on the training set (with --select_on last)", check=nonneg)
-    swa_lr: float = option(0.0, "with --swa_epochs and --lr_schedule cosine: the cosine reaches this LR as the "
-                           "averaging starts and stays there (0: the cosine runs to zero over every epoch)",
-                           check=nonneg)
     delr_freq: int = option(0, "0 = --lr_schedule; N = NPR's schedule: LR x --lr_decay every N epochs, every epoch "
                             "run", check=nonneg)
     lr_decay: float = option(0.9, "LR factor of --delr_freq", check=lambda v: None if 0 < v <= 1 else
@@ -328,9 +325,6 @@ class TrainConfig(Runtime):
                    ("--patience", "--delr_freq", self.delr_freq > 0 and changed("patience")),
                    ("--patience", "--lr_schedule cosine", self.lr_schedule == "cosine" and changed("patience")),
                    ("--lr_schedule cosine", "--delr_freq", self.delr_freq > 0 and self.lr_schedule == "cosine"),
-                   ("--swa_lr", "no --swa_epochs", changed("swa_lr") and not self.swa_epochs),
-                   ("--swa_lr", f"--lr_schedule {self.lr_schedule}",
-                    changed("swa_lr") and self.lr_schedule != "cosine"),
                    ("--lr_decay", "no --delr_freq", self.delr_freq == 0 and changed("lr_decay")),
                    ("--new_optim", "no --continue_train", self.new_optim and not self.continue_train),
                    ("--epoch", "no --continue_train", changed("epoch") and not self.continue_train)]

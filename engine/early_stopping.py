@@ -85,15 +85,10 @@ class StepDecay(_Schedule):
 @dataclass
 class CosineDecay(_Schedule):
     """The LR follows half a cosine from ``base_lr`` over ``epochs`` epochs, set once per epoch; no epoch's
-    validation can end or shorten training, so the run's length does not hinge on one noisy measurement.
-
-    With ``flat_epochs``, the cosine ends at ``floor`` that many epochs early and the LR stays there: the constant
-    LR of stochastic weight averaging, whose epochs then explore around the minimum instead of freezing in it."""
+    validation can end or shorten training, so the run's length does not hinge on one noisy measurement."""
 
     base_lr: float = 1e-4
     epochs: int = 30
-    floor: float = 0.0
-    flat_epochs: int = 0
 
     def state_dict(self) -> dict[str, float | int | None]:
         """The tracked best only: the LR curve comes from the run's options, so a resume with more --epochs
@@ -105,8 +100,4 @@ class CosineDecay(_Schedule):
         is_best = self._track(epoch, value)
         if epoch >= self.epochs:
             return "stop", is_best, lr
-        decay = self.epochs - self.flat_epochs
-        if epoch >= decay:
-            return "continue", is_best, self.floor
-        return "continue", is_best, self.floor + (self.base_lr - self.floor) * 0.5 * (
-            1 + math.cos(math.pi * epoch / decay))
+        return "continue", is_best, self.base_lr * 0.5 * (1 + math.cos(math.pi * epoch / self.epochs))

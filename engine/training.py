@@ -202,8 +202,7 @@ def _schedule(cfg: TrainConfig) -> EarlyStopping | StepDecay | CosineDecay:
     if cfg.delr_freq:
         return StepDecay(every=cfg.delr_freq, factor=cfg.lr_decay)
     if cfg.lr_schedule == "cosine":
-        return CosineDecay(base_lr=cfg.lr, epochs=cfg.epochs, floor=cfg.swa_lr,
-                           flat_epochs=cfg.swa_epochs if cfg.swa_lr else 0)
+        return CosineDecay(base_lr=cfg.lr, epochs=cfg.epochs)
     return EarlyStopping(patience=cfg.patience)
 
 
@@ -224,7 +223,7 @@ def _train(cfg: TrainConfig, process: distributed.Process, device: torch.device)
     if cfg.continue_train:
         resume = load_checkpoint(resume_path)
         saved = _saved_options(resume)
-        fixed = ("lr_schedule", "select_on", "delr_freq", "swa_epochs", "swa_lr")
+        fixed = ("lr_schedule", "select_on", "delr_freq", "swa_epochs")
         if cfg.lr_schedule == "cosine" or cfg.swa_epochs:  # their curve and their window follow the run's length
             fixed += ("epochs",)
         changed = [k for k in fixed if saved[k] != getattr(cfg, k)]

@@ -166,7 +166,7 @@ TRAIN_GROUPS = {
                                                   "val_perturb"),
     "model": ("arch", "init_gain", "pretrained_path", "no_pretrained"),
     "optimization": ("optim", "lr", "beta1", "epochs", "patience", "lr_schedule", "select_on", "swa_epochs",
-                     "swa_lr", "delr_freq", "lr_decay", "seed"),
+                     "delr_freq", "lr_decay", "seed"),
     "run folder and checkpoints": ("name", "checkpoints_dir", "loss_freq", "save_latest_freq", "save_epoch_freq",
                                    "continue_train", "epoch", "new_optim"),
 }

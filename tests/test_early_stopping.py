@@ -69,13 +69,3 @@ def test_checkpoints_from_before_the_watched_metric_load():
     stopper = EarlyStopping()
     stopper.load_state_dict({"best_acc": 0.75, "best_epoch": 3, "phase_best": 0.75, "bad_epochs": 1, "drops": 0})
     assert (stopper.best, stopper.best_epoch, stopper.bad_epochs) == (0.75, 3, 1)
-
-
-def test_cosine_with_a_floor_reaches_it_as_the_averaging_starts_and_keeps_it():
-    plain, floored = CosineDecay(base_lr=1e-3, epochs=6), CosineDecay(base_lr=1e-3, epochs=6, floor=3e-4,
-                                                                       flat_epochs=3)
-    assert [floored.step(e, 0.5, 0.0)[2] for e in range(1, 6)] == pytest.approx(
-        [3e-4 + 7e-4 * 0.75, 3e-4 + 7e-4 * 0.25, 3e-4, 3e-4, 3e-4])
-    # Without a floor the curve is the plain one, to the bit.
-    assert [CosineDecay(base_lr=1e-3, epochs=6, floor=0.0, flat_epochs=0).step(e, 0.5, 0.0)[2] for e in range(6)] \
-        == [plain.step(e, 0.5, 0.0)[2] for e in range(6)]

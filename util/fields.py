@@ -29,8 +29,8 @@ class _Unset:
 UNSET: Any = _Unset()
 
 
-def option(default: Any, help: str | Callable[[], str], *, check: Check | None = None, parse: Callable[..., Any] | None = None,
-           choices: Sequence[str] | None = None, flags: Sequence[str] = (),
+def option(default: Any, help: str | Callable[[], str], *, check: Check | None = None,
+           parse: Callable[..., Any] | None = None, choices: Sequence[str] | None = None, flags: Sequence[str] = (),
            metavar: str | tuple[str, ...] | None = None, nargs: int | None = None) -> Any:
     """A config field that is the flag ``--<name>`` (plus ``flags``, the authors' spellings).
 
