@@ -178,8 +178,9 @@ def run_quickstart(cfg: QuickstartConfig) -> list[dict[str, Any]]:
         f"({BLUR_JPG_PROB}), trained on `{bench.train_generator}` fakes. Trivial baselines: one statistic per image, "
         f"best direction.\n\n{text}\n\nTime: {times}.\n")
     print(f"\n{text}\n\nAP ranks every test image; accuracy calls an image synthetic above 0.5, the calibrated one "
-          f"above a threshold chosen on the validation photos. The detector trains on {train_config(cfg).crop_size} "
-          f"px crops and is validated and tested on whole {bench.size} px images.\n")
+          f"above a threshold chosen on the validation photos. The detector trains on "
+          f"{train_config(cfg).augment.crop_size} px crops and is validated and tested on whole {bench.size} px "
+          f"images.\n")
 
     for label, image in _typical_images(out_dir / "scores.csv", bench.train_generator).items():
         print(f"demo on a typical {label} test image (the median score of its label): {image}")
