@@ -114,6 +114,9 @@ class Evaluator:
         self.detector = detector
         self.protocol = detector.protocol
         self.device = device
+        # Resolved once: a sweep scores the sets several times, and every pass must batch them alike.
+        self.workers = resolve_workers(cfg.num_workers, device)
+        self.budget = memory_budget(device, cfg.memory_budget)
         self.skipped = skipped
         self.finished = finished or {}  # sets scored by the run this one resumes
         self.out_dir = cfg.out_dir
@@ -131,8 +134,7 @@ class Evaluator:
         for (name, samples), (scored, skipped) in zip(sets, score_sets(
                 self.detector.model, sets, self.protocol.transform(perturbation),
                 normalization=self.detector.normalization, batch_size=cfg.batch_size, device=self.device,
-                amp=cfg.amp, num_workers=resolve_workers(cfg.num_workers, self.device),
-                max_pixels=int(cfg.max_megapixels * 1e6), budget=memory_budget(self.device, cfg.memory_budget)),
+                amp=cfg.amp, num_workers=self.workers, max_pixels=int(cfg.max_megapixels * 1e6), budget=self.budget),
                 strict=True):
             self.skipped.write({"set": name, "path": s.path, "label": s.label, "reason": reason}
                                for s, reason in skipped)
