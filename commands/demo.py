@@ -22,7 +22,7 @@ from engine.inference import (
 from util.distributed import resolve_device
 from util.errors import UserError
 from util.metrics import binary_metrics
-from util.report import write_csv
+from util.report import warned_note, write_csv
 
 UNLABELED = -1
 
@@ -78,6 +78,8 @@ def run_demo(cfg: DemoConfig) -> Scored:
         print(f"probability of being synthetic: {100 * prob:.2f}% ({verdict(prob, cfg.threshold)})")
     else:
         _report(scored, skipped, cfg.threshold)
+    if scored.warnings:
+        print(f"note: {warned_note(scored.warnings)}")
     if cfg.out is not None:
         rows = [{**row, "label": None if row["label"] == UNLABELED else row["label"]} for row in scored.rows()]
         write_csv(cfg.out, rows, ("path", "label", "logit", "prob"))

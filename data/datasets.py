@@ -15,9 +15,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import logging
 import math
 import os
 import stat as stat_module
+import sys
+import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -267,21 +270,61 @@ def too_large(width: int, height: int, max_pixels: int) -> str | None:
             f"(--max_megapixels raises it)")
 
 
+class _Warnings(logging.Handler):
+    """Warnings a decode gave, counted instead of printed: Python's, Pillow's log records, and what libtiff writes
+    to the process's stderr itself (``sink``: that file descriptor, sent to a temporary file while a TIFF
+    decodes)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+    @contextmanager
+    def caught(self) -> Iterator[None]:
+        pil = logging.getLogger("PIL")
+        propagate, pil.propagate = pil.propagate, False
+        pil.addHandler(self)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                yield
+            self.count += len(caught)
+        finally:
+            pil.removeHandler(self)
+            pil.propagate = propagate
+
+    @contextmanager
+    def sink(self) -> Iterator[None]:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                captured.seek(0)
+                self.count += captured.read().count(b"\n")
+
+
 @contextmanager
-def _opened(path: str, max_pixels: int) -> Iterator[Image.Image]:
+def _opened(path: str, max_pixels: int, counted: _Warnings | None = None) -> Iterator[Image.Image]:
     """The image file, open, or BadImage. Only regular files are opened (a FIFO would block forever), only with
     the decoders of the formats we read, and only when the header's size is within ``max_pixels``. Decoder
-    warnings (libtiff's, PIL's) are not printed: a damaged file shows as a damaged image or as a BadImage."""
+    warnings are not printed (a damaged file shows as a damaged image or as a BadImage); ``counted`` counts them."""
+    counted = counted or _Warnings()
     try:
         if not stat_module.S_ISREG(os.stat(path).st_mode):
             raise BadImage(path, "not a regular file")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path, formats=_readable()[1]) as img:
-                reason = too_large(*img.size, max_pixels)
-                if reason:
-                    raise BadImage(path, reason)
-                yield img
+        with counted.caught(), Image.open(path, formats=_readable()[1]) as img:
+            reason = too_large(*img.size, max_pixels)
+            if reason:
+                raise BadImage(path, reason)
+            yield img
     except BadImage:
         raise
     # Any exception of a decoder is about this file, whatever its type: the file is reported, the run goes on.
@@ -295,15 +338,25 @@ def image_size(path: str, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
         return img.size
 
 
-def load_rgb(path: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """The image as 8-bit RGB; its first frame when it has several (animated GIF, multi-page TIFF). The EXIF
-    orientation is not applied, as in the authors' code: the detector sees the pixels as stored."""
-    with _opened(path, max_pixels) as img:
-        img.load()  # decode now: the file closes when this block ends
+def decode_rgb(path: str, max_pixels: int = MAX_PIXELS) -> tuple[Image.Image, int]:
+    """The image as 8-bit RGB, and how many warnings its decoders gave. Its first frame when it has several
+    (animated GIF, multi-page TIFF). The EXIF orientation is not applied, as in the authors' code: the detector
+    sees the pixels as stored."""
+    counted = _Warnings()
+    with _opened(path, max_pixels, counted) as img:
+        # decode now (the file closes when this block ends); only libtiff writes to stderr itself
+        with counted.sink() if img.format == "TIFF" else contextlib.nullcontext():
+            img.load()
         try:
-            return to_rgb(img)
+            rgb = to_rgb(img)
         except ValueError as err:
             raise BadImage(path, f"colour mode {img.mode}: {err}") from None
+    return rgb, counted.count
+
+
+def load_rgb(path: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """The image as ``decode_rgb`` gives it, its decoders' warnings dropped."""
+    return decode_rgb(path, max_pixels)[0]
 
 
 Transform = Callable[[Image.Image, np.random.Generator], np.ndarray]  # -> HxWx3 uint8
@@ -336,42 +389,52 @@ class ImageDataset(Dataset):
         sample = self.samples[index]
         rng = np.random.default_rng((self.seed, epoch, index))
         if sample.refused:
-            return None, sample.label, index, sample.refused
+            return Item(None, sample.label, index, sample.refused)
         try:
-            image = load_rgb(sample.path, self.max_pixels)
-            return self.transform(image, rng), sample.label, index, None
+            image, warned = decode_rgb(sample.path, self.max_pixels)
+            return Item(self.transform(image, rng), sample.label, index, None, warned)
         except BadImage as err:
-            return None, sample.label, index, err.reason
+            return Item(None, sample.label, index, err.reason)
         except Exception as err:  # a transform failing on one odd image must not end the run
-            return None, sample.label, index, _reason(sample.path, err)
+            return Item(None, sample.label, index, _reason(sample.path, err))
 
 
-Item = tuple[np.ndarray | None, int, int, str | None]  # image (None if unreadable), label, index, reason
+class Item(NamedTuple):
+    image: np.ndarray | None
+    """HxWx3 uint8; None when the file cannot be used (``reason`` says why)."""
+    label: int
+    index: int
+    reason: str | None
+    warnings: int = 0
+    """Warnings its decoders gave (not printed)."""
 
 
 @dataclass
 class Batch:
     """The readable images of a batch as uint8 BxHxWx3 (``data.transforms.Normalization`` makes the network input),
-    and the (index, reason) of the ones that could not be read."""
+    the (index, reason) of the ones that could not be read, and how many decoder warnings the batch gave."""
 
     images: torch.Tensor
     labels: torch.Tensor
     indices: torch.Tensor
     skipped: list[tuple[int, str]]
+    warnings: int = 0
 
     def pin_memory(self) -> Batch:
         """Called by the DataLoader's pin_memory thread, so copies to the GPU can overlap compute."""
-        return Batch(self.images.pin_memory(), self.labels.pin_memory(), self.indices.pin_memory(), self.skipped)
+        return Batch(self.images.pin_memory(), self.labels.pin_memory(), self.indices.pin_memory(), self.skipped,
+                     self.warnings)
 
 
 def collate(items: Sequence[Item]) -> Batch:
     """Stack the readable items; an unreadable image leaves the batch and is reported instead of failing it."""
-    good = [item for item in items if item[3] is None]
-    images = torch.from_numpy(np.stack([item[0] for item in good])) if good else torch.empty(0, dtype=torch.uint8)
+    good = [item for item in items if item.reason is None]
+    images = torch.from_numpy(np.stack([item.image for item in good])) if good else torch.empty(0, dtype=torch.uint8)
     return Batch(images=images,
-                 labels=torch.tensor([item[1] for item in good], dtype=torch.int64),
-                 indices=torch.tensor([item[2] for item in good], dtype=torch.int64),
-                 skipped=[(item[2], item[3]) for item in items if item[3] is not None])
+                 labels=torch.tensor([item.label for item in good], dtype=torch.int64),
+                 indices=torch.tensor([item.index for item in good], dtype=torch.int64),
+                 skipped=[(item.index, item.reason) for item in items if item.reason is not None],
+                 warnings=sum(item.warnings for item in items))
 
 
 # Batches each loader worker keeps ready: enough to ride out a slow image, few enough to bound host memory.

@@ -232,6 +232,8 @@ class TrainConfig(Runtime):
                                      "this fraction of a split is an error", check=probability)
     batch_size: int = option(64, "images per step (per process)", check=positive)
     max_megapixels: float = option(64.0, MEGAPIXELS_HELP, check=positive)
+    memory_budget: float | None = option(None, "validation on whole images (--test_no_crop): " + BUDGET_HELP,
+                                         check=positive, metavar="GIB")
     serial_batches: bool = option(False, "keep file order instead of shuffling")
     class_bal: bool = option(False, "sample real and fake images with equal probability (with replacement)")
     # preprocessing and augmentation
@@ -327,7 +329,8 @@ class TrainConfig(Runtime):
                    ("--lr_schedule cosine", "--delr_freq", self.delr_freq > 0 and self.lr_schedule == "cosine"),
                    ("--lr_decay", "no --delr_freq", self.delr_freq == 0 and changed("lr_decay")),
                    ("--new_optim", "no --continue_train", self.new_optim and not self.continue_train),
-                   ("--epoch", "no --continue_train", changed("epoch") and not self.continue_train)]
+                   ("--epoch", "no --continue_train", changed("epoch") and not self.continue_train),
+                   ("--memory_budget", "no --test_no_crop", self.memory_budget is not None and not self.test_no_crop)]
         for flag, reason, clash in ignored:
             if clash:
                 raise ConfigError(f"{flag} has no effect with {reason}; leave it out")

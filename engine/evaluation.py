@@ -58,6 +58,7 @@ from util.report import (
     summary_markdown,
     sweep_markdown,
     unused_folder,
+    warned_note,
     write_csv,
 )
 
@@ -141,6 +142,7 @@ class Evaluator:
             self.unreadable.update(s.path for s, _ in skipped)
             row = set_row(scored, threshold=threshold, in_sample=in_sample, n_skipped=len(skipped))
             note = f", {len(skipped)} unreadable skipped (skipped.csv)" if skipped else ""
+            note += f", {warned_note(scored.warnings)}" if scored.warnings else ""
             now = time.perf_counter()
             tqdm.write(f"{name}: {len(scored.samples)} images, AP {100 * row['ap']:.1f}, acc {100 * row['acc']:.1f} "
                        f"({len(samples) / (now - start):.1f} images/s{note})")

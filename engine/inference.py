@@ -79,6 +79,8 @@ class Predictions:
     labels: np.ndarray
     logits: np.ndarray
     skipped: dict[int, str]
+    warnings: int = 0
+    """Warnings the decoders gave on the way (not printed)."""
 
 
 @torch.no_grad()
@@ -96,6 +98,7 @@ def predict_parts(model: nn.Module, loader: DataLoader, device: torch.device, am
     labels: list[torch.Tensor] = []
     logits: list[torch.Tensor] = []
     skipped: list[tuple[int, str]] = []
+    warned: list[int] = []
 
     def finish() -> Predictions:
         nonlocal start, part
@@ -107,9 +110,10 @@ def predict_parts(model: nn.Module, loader: DataLoader, device: torch.device, am
         skipped_all = {index - start: reason for index, reason in distributed.gather_objects(skipped)}
         if len(kept) + len(skipped_all) != ends[part] - start:
             raise RuntimeError(f"gathered {len(kept)} + {len(skipped_all)} skipped samples of {ends[part] - start}")
-        result = Predictions(kept - start, labels_all.astype(np.int64), logits_all.astype(np.float32), skipped_all)
+        result = Predictions(kept - start, labels_all.astype(np.int64), logits_all.astype(np.float32), skipped_all,
+                             sum(distributed.gather_objects(warned)))
         start, part = ends[part], part + 1
-        for collected in (indices, labels, logits, skipped):
+        for collected in (indices, labels, logits, skipped, warned):
             collected.clear()
         return result
 
@@ -118,6 +122,7 @@ def predict_parts(model: nn.Module, loader: DataLoader, device: torch.device, am
         while first >= ends[part]:
             yield finish()
         skipped.extend(batch.skipped)
+        warned.append(batch.warnings)
         if len(batch.indices) == 0:
             continue
         images = normalization(batch.images.to(device, non_blocking=True), layout)
@@ -252,6 +257,8 @@ class Scored:
     name: str
     samples: list[Sample]
     logits: np.ndarray
+    warnings: int = 0
+    """Warnings the decoders gave while these images were read (not printed)."""
 
     @cached_property
     def labels(self) -> np.ndarray:
@@ -373,11 +380,11 @@ def score_sets(model: nn.Module, sets: Sequence[tuple[str, Sequence[Sample]]], t
                                 desc=names if len(names) <= 30 else f"{len(sets)} sets")
     for (name, _), part, unreadable in zip(sets, readable, skipped, strict=True):
         predictions = next(outputs) if everything else None
-        logits, kept = np.empty(0, dtype=np.float32), []
+        logits, kept, warned = np.empty(0, dtype=np.float32), [], 0
         if predictions is not None:
-            kept, logits = [part[i] for i in predictions.indices], predictions.logits
+            kept, logits, warned = [part[i] for i in predictions.indices], predictions.logits, predictions.warnings
             unreadable += [(part[i], reason) for i, reason in predictions.skipped.items()]
-        yield Scored(name, kept, logits), sorted(unreadable, key=lambda item: item[0].path)
+        yield Scored(name, kept, logits, warned), sorted(unreadable, key=lambda item: item[0].path)
 
 
 def score_samples(model: nn.Module, samples: Sequence[Sample], transform: EvalTransform, *,

@@ -18,7 +18,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +46,14 @@ from engine.averaging import WeightAverage, recompute_batchnorm
 from engine.configs import TrainConfig, resolve_workers
 from engine.early_stopping import CosineDecay, EarlyStopping, StepDecay
 from engine.inference import (
+    FORWARD_BYTES_PER_PIXEL,
     autocast,
     data_loader,
     input_memory_format,
+    memory_budget,
     memory_format,
     normalization_of,
+    over_budget,
     predict,
     set_precision,
 )
@@ -60,7 +63,7 @@ from util.checkpoint import extract_state_dict, load_checkpoint, load_weights, s
 from util.errors import Interrupted, UserError
 from util.metrics import binary_metrics, log_loss
 from util.records import command_line, config_dict, config_from_record, save_config
-from util.report import ENCODING_ERRORS
+from util.report import ENCODING_ERRORS, warned_note
 
 
 @dataclass
@@ -73,21 +76,30 @@ class Progress:
     finished: bool = False
 
 
-def _whole_image_batches(dataset: ImageDataset, sampler: SeededSampler, cfg: TrainConfig) -> list[list[Any]]:
+def _whole_image_batches(dataset: ImageDataset, sampler: SeededSampler, cfg: TrainConfig,
+                         budget: int) -> list[list[Any]]:
     """Validation on whole images (a detector tested so is validated so): this process's share of the sampler,
-    batched by image size; an unreadable image forms its own group and is reported when loaded."""
+    batched by image size within ``budget`` bytes (``memory_budget``). An unreadable image forms its own group and
+    is reported when loaded; one that alone needs more than the budget is refused (listed, as unreadable ones)."""
     keys = list(sampler)
     sizes = []
     for _, index in keys:
+        sample = dataset.samples[index]
         try:
-            if dataset.samples[index].refused:
-                raise BadImage(dataset.samples[index].path, dataset.samples[index].refused)
-            width, height = image_size(dataset.samples[index].path, dataset.max_pixels)
-            sizes.append((width, height) if cfg.augment.no_resize else
-                         resized_size(width, height, cfg.augment.load_size, cfg.augment.square_resize))
+            if sample.refused:
+                raise BadImage(sample.path, sample.refused)
+            width, height = image_size(sample.path, dataset.max_pixels)
+            size = (width, height) if cfg.augment.no_resize else \
+                resized_size(width, height, cfg.augment.load_size, cfg.augment.square_resize)
+            too_much = over_budget(*size, budget)
+            if too_much:
+                dataset.samples[index] = replace(sample, refused=too_much)
+                raise BadImage(sample.path, too_much)
+            sizes.append(size)
         except BadImage:
             sizes.append((0, 0))
-    return [[keys[i] for i in batch] for batch in SizeGroupedBatches(sizes, cfg.batch_size)]
+    batches = SizeGroupedBatches(sizes, cfg.batch_size, max_pixels=budget // FORWARD_BYTES_PER_PIXEL)
+    return [[keys[i] for i in batch] for batch in batches]
 
 
 def train_step(model: nn.Module, *, images: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
@@ -263,7 +275,8 @@ def _train(cfg: TrainConfig, process: distributed.Process, device: torch.device)
                                sampler=train_sampler, drop_last=True)
     if cfg.test_no_crop:
         val_loader = data_loader(val_set, workers=workers, device=device,
-                                 batch_sampler=_whole_image_batches(val_set, val_sampler, cfg))
+                                 batch_sampler=_whole_image_batches(val_set, val_sampler, cfg,
+                                                                    memory_budget(device, cfg.memory_budget)))
     else:
         val_loader = data_loader(val_set, workers=workers, device=device, batch_size=cfg.batch_size,
                                  sampler=val_sampler)
@@ -331,6 +344,7 @@ class _Run:
     started: float = field(default_factory=time.perf_counter)
     run_start_epoch: int = 0  # epochs done when this process started (a resume)
     average: WeightAverage | None = None  # --swa_epochs
+    warned: int = 0  # decoder warnings of this process's training images since the last epoch line
 
     def skip(self, split: str, dataset: ImageDataset, skipped: Sequence[tuple[int, str]], write: bool = True) -> None:
         """Remember unreadable images and log each once in ``skipped.csv`` (``write``: this process logs them)."""
@@ -390,6 +404,7 @@ class _Run:
         window = LossWindow(progress.total_steps + 1)
         for batch in bar:
             self.skip("train", loader.dataset, batch.skipped)
+            self.warned += batch.warnings
             too_many = self.too_many_bad("train", len(loader.dataset) / self.process.world_size)
             usable, stop = self._agree(len(batch.indices) >= 2, too_many is not None)
             if stop:
@@ -474,6 +489,8 @@ class _Run:
         too_many = self.too_many_bad("val", len(val_loader.dataset))
         if too_many:
             raise too_many
+        warned = sum(distributed.gather_objects([self.warned])) + predictions.warnings
+        self.warned = 0
         metrics = {**binary_metrics(predictions.labels, expit(predictions.logits)),
                    "loss": log_loss(predictions.labels, predictions.logits)}
         epoch = progress.epochs_done + 1
@@ -489,7 +506,8 @@ class _Run:
             print(f"epoch {epoch}: {averaged}val acc {metrics['acc']:.4f} ap {metrics['ap']:.4f} loss "
                   f"{metrics['loss']:.4f} (real {metrics['r_acc']:.4f}, fake {metrics['f_acc']:.4f}) -> {action}, "
                   f"lr {lr:g}"
-                  + (", new best" if is_best else "") + self._time_left(epoch, action))
+                  + (", new best" if is_best else "") + self._time_left(epoch, action)
+                  + (f"; {warned_note(warned)}" if warned else ""))
         self.save("latest.pth")
         if is_best:
             self.save("best.pth")

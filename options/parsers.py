@@ -161,7 +161,7 @@ def _parsed(parser: argparse.ArgumentParser, cls: type[Config], argv: Sequence[s
 TRAIN_GROUPS = {
     "": ("recipe",),
     "data": ("dataroot", "classes", "protocol", "train_split", "val_split", "max_bad_fraction", "batch_size",
-             "max_megapixels", "serial_batches", "class_bal"),
+             "max_megapixels", "memory_budget", "serial_batches", "class_bal"),
     "preprocessing and augmentation (training)": (*(f.name for f in options_of(AugmentConfig)), "test_no_crop",
                                                   "val_perturb"),
     "model": ("arch", "init_gain", "pretrained_path", "no_pretrained"),

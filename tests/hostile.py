@@ -58,6 +58,20 @@ def huge_jpeg(rng: np.random.Generator, side: int = 12000) -> bytes:
     return bytes(data)
 
 
+def bad_exif_tiff(rgb: np.ndarray) -> bytes:
+    """An uncompressed TIFF whose directory claims 512 more entries than it holds: Pillow reads it, warning."""
+    data = bytearray(_encoded(rgb, "TIFF"))
+    data[9] = 2  # the high byte of the entry count
+    return bytes(data)
+
+
+def damaged_deflate_tiff(rgb: np.ndarray) -> bytes:
+    """A deflate TIFF with a byte of its strip flipped: libtiff fails, writing its complaint to stderr itself."""
+    data = bytearray(_encoded(rgb, "TIFF", compression="tiff_deflate"))
+    data[len(data) // 2] ^= 0xFF
+    return bytes(data)
+
+
 EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nnewpath 0 0 moveto 10 10 lineto stroke\nshowpage\n"
 
 
@@ -97,6 +111,7 @@ def _good(folder: Path, rng: np.random.Generator) -> dict[str, Expected]:
         "one_row.png": _encoded(rgb(1, 37), "PNG"),
         "lossless.webp": _encoded(rgb(40, 40), "WEBP", lossless=True),
         "bitmap.bmp": _encoded(rgb(40, 40), "BMP"),
+        "bad_exif.tif": bad_exif_tiff(rgb(32, 32)),
     }
     expected = {_write(folder / name, data): Expected("scored") for name, data in files.items()}
     frames = [Image.fromarray(rgb(40, 40)) for _ in range(3)]
@@ -120,6 +135,8 @@ def _bad(folder: Path, rng: np.random.Generator) -> dict[str, Expected]:
         "bomb.png": (bomb_png(), "decompression bomb|megapixels"),
         "huge.jpg": (huge_jpeg(rng), "megapixels, over the limit"),
         ".hidden.png": (good_png, "hidden file"),
+        "damaged_deflate.tif": (damaged_deflate_tiff(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)),
+                                "decoder error"),
     }
     expected = {_write(folder / name, data): Expected("listed", reason) for name, (data, reason) in files.items()}
     (folder / "dangling.png").symlink_to(folder / "missing.png")
@@ -145,7 +162,8 @@ def _bad(folder: Path, rng: np.random.Generator) -> dict[str, Expected]:
 
 
 def _mutants(folder: Path, rng: np.random.Generator, count: int) -> dict[str, Expected]:
-    sources = [_encoded(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), fmt) for fmt in ("PNG", "JPEG", "GIF")]
+    sources = [_encoded(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), fmt, **options)
+               for fmt, options in (("PNG", {}), ("JPEG", {}), ("GIF", {}), ("TIFF", {"compression": "tiff_deflate"}))]
     extensions = (".png", ".jpg", ".gif", ".webp", ".tif")
     return {_write(folder / f"mutant_{i:05d}{extensions[rng.integers(len(extensions))]}",
                    _mutant(rng, sources[rng.integers(len(sources))])): Expected("either")

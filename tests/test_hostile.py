@@ -19,10 +19,10 @@ from PIL import Image
 import demo
 import eval as eval_script
 from data import SizeGroupedBatches, image_size, load_rgb
-from data.datasets import BadImage, walk_files
+from data.datasets import BadImage, decode_rgb, walk_files
 from networks import build_model
-from tests.helpers import ROOT, run_main, tiny_args
-from tests.hostile import EPS, Expected, build, huge_jpeg
+from tests.helpers import ROOT, random_image, run_main, tiny_args, write_png
+from tests.hostile import EPS, Expected, bad_exif_tiff, build, huge_jpeg
 from util.checkpoint import save_checkpoint
 
 
@@ -53,10 +53,11 @@ def _accounted(expected: dict[str, Expected], scored: list[str], listed: dict[st
 
 
 @pytest.mark.parametrize("crop", [["--crop_size", "32"], ["--no_crop"]])
-def test_eval_scores_or_lists_every_entry(corpus, tmp_path, capsys, crop):
+def test_eval_scores_or_lists_every_entry(corpus, tmp_path, capfd, crop):
     root, expected = corpus
+    # capfd: libtiff writes to the process's stderr (file descriptor 2) itself, past Python's sys.stderr
     code, out, err = run_main(eval_script.main, ["--dataroot", str(root), "--model_path", str(root / "tiny.pth"),
-                                                 "--results_dir", str(tmp_path), "--num_workers", "0", *crop], capsys)
+                                                 "--results_dir", str(tmp_path), "--num_workers", "0", *crop], capfd)
     assert code == 0, err
     scores = _read(tmp_path / "tiny" / "scores.csv")
     skipped = {r["path"]: r["reason"] for r in _read(tmp_path / "tiny" / "skipped.csv")}
@@ -65,8 +66,10 @@ def test_eval_scores_or_lists_every_entry(corpus, tmp_path, capsys, crop):
     raw = [r["path"] for r in scores if "caf" in r["path"]]
     assert len(raw) == 2 and all(os.fsencode(p).endswith(b"caf\xe9_latin1.png") for p in raw)
     assert "2 file names are not valid UTF-8" in out
-    # No server or decoder noise: warnings are not printed, and reasons do not repeat the path.
-    assert "Warning" not in err
+    # No server or decoder noise: warnings are counted, not printed, and reasons do not repeat the path.
+    assert "Warning" not in err and "Decod" not in err and "TIFF" not in err
+    warned = sum(decode_rgb(row["path"])[1] for row in scores)
+    assert warned >= 1 and f"{warned} decoder warning" in out
     assert not any(path in reason for path, reason in skipped.items())
 
 
@@ -80,6 +83,7 @@ def test_demo_folder_with_out_and_a_strict_locale(corpus, tmp_path, capsys):
     _accounted(expected, [r["path"] for r in _read(out_csv)], listed)
     assert "caf\\udce9_latin1.png" in out  # the byte 0xe9 as Python escapes it (PEP 383), whatever the locale
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.csv", "demo_skipped.csv"]  # no .tmp left
+    assert re.search(r"note: \d+ decoder warnings? \(damaged files", out)
 
 
 def test_a_tiny_file_claiming_a_huge_image_is_never_decoded(tmp_path):
@@ -251,12 +255,35 @@ def test_demo_prints_names_that_are_not_utf8_under_a_utf8_locale(corpus, tmp_pat
 
 
 @pytest.mark.slow
-def test_training_lists_a_bad_file_whose_name_is_not_utf8(tmp_path):
+def test_training_lists_a_bad_file_whose_name_is_not_utf8_and_counts_decoder_warnings(tmp_path, capsys):
     from data.synthetic import make_upsampling_set
     from train import main as train_main
 
     root = make_upsampling_set(tmp_path / "data", splits={"train": 8, "val": 4}, size=40)
     raw = os.fsdecode(bytes(root / "train" / "a" / "1_fake") + b"/caf\xe9.png")
     Path(raw).write_bytes(b"not an image")
+    warned = root / "val" / "a" / "1_fake" / "bad_exif.tif"
+    warned.write_bytes(bad_exif_tiff(np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)))
     train_main(tiny_args(root, tmp_path / "ck", "run", "--epochs", "1", "--max_bad_fraction", "0.2"))
     assert [r["path"] for r in _read(tmp_path / "ck" / "run" / "skipped.csv")] == [raw]
+    count = decode_rgb(str(warned))[1]
+    assert count >= 1 and f"; {count} decoder warning" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_training_validates_whole_images_within_the_memory_budget(tmp_path, capsys):
+    from data.synthetic import make_upsampling_set
+    from train import main as train_main
+
+    root = make_upsampling_set(tmp_path / "data", splits={"train": 8, "val": 4}, size=40)
+    big = root / "val" / "a" / "0_real" / "big.png"
+    write_png(big, random_image(np.random.default_rng(0), 64, 64))
+    # 40x40 needs 0.49 MiB, 64x64 1.25 MiB: a budget of 1 MiB takes one small image per batch, and no big one.
+    args = tiny_args(root, tmp_path / "ck", "run", "--epochs", "1", "--no_resize", "--test_no_crop",
+                     "--memory_budget", str(1 / 1024), "--max_bad_fraction", "0.2")
+    at = args.index("--load_size")
+    train_main(args[:at] + args[at + 2 :])
+    ((row),) = _read(tmp_path / "ck" / "run" / "skipped.csv")
+    assert row["path"] == str(big) and "64x64 scored whole needs about" in row["reason"] \
+        and "over the memory budget" in row["reason"]
+    assert f"skipped {big}: 64x64" in capsys.readouterr().out

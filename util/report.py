@@ -42,6 +42,11 @@ def raw_names_note(paths: Iterable[str], where: str) -> str | None:
             f"{'it' if count == 1 else 'them'} as the original bytes (read with errors='{ENCODING_ERRORS}')")
 
 
+def warned_note(count: int) -> str:
+    """Decoder warnings, counted rather than printed: a damaged file's image is scored as it decodes."""
+    return f"{count} decoder warning{'' if count == 1 else 's'} (damaged files, scored as decoded; not printed)"
+
+
 def open_csv(path: Path, mode: str = "r") -> TextIO:
     """A CSV file of this project, opened as it is written (see ENCODING_ERRORS)."""
     return open(path, mode, newline="", encoding="utf-8", errors=ENCODING_ERRORS)
