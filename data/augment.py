@@ -21,6 +21,9 @@ class AugmentConfig(Options):
                                  "the detector is then tested resized so too")
     no_resize: bool = option(False, "skip the resize to --load_size")
     no_crop: bool = option(False, "skip the random crop (whole images; batch 1 unless all images share a size)")
+    tile: bool = option(False, "repeat an image with a side under --crop_size until the crop fits (NPR's "
+                        "translate_duplicate on GenImage) instead of zero padding it; the detector is then tested so "
+                        "too")
     crop_grid: int = option(1, "random crops start at multiples of this many pixels, in phase with a generator's "
                             "upsampling grid (4 for two 2x upsamplings) as whole test images are", check=positive)
     no_flip: bool = option(False, "no random horizontal flip")
@@ -40,6 +43,7 @@ class AugmentConfig(Options):
             raise ConfigError(f"--crop_size {self.crop_size} exceeds --load_size {self.load_size}")
         ignored = [("--crop_size", "--no_crop", self.no_crop and self.changed("crop_size")),
                    ("--crop_grid", "--no_crop", self.no_crop and self.changed("crop_grid")),
+                   ("--tile", "--no_crop", self.no_crop and self.tile),
                    ("--load_size", "--no_resize", self.no_resize and self.changed("load_size")),
                    ("--rz_interp", "--no_resize", self.no_resize and self.changed("rz_interp")),
                    ("--square_resize", "--no_resize", self.no_resize and self.square_resize)]

@@ -4,6 +4,7 @@ to (``data.suites``)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,9 +33,11 @@ def zenodo_files(record: str, api: str = ZENODO_API) -> dict[str, tuple[str, Exp
     files = {}
     try:
         for entry in meta["files"]:
-            algorithm, _, value = entry["checksum"].partition(":")
-            files[entry["key"]] = (entry["links"]["self"],
-                                   Expected(size=entry["size"], md5=value if algorithm == "md5" else None))
+            checksum = str(entry["checksum"])
+            if not re.fullmatch(r"md5:[0-9a-fA-F]{32}", checksum):  # a file whose hash goes unchecked is not taken
+                raise DownloadError(f"{url}: {entry['key']} has the checksum {checksum!r}, not the "
+                                    f"'md5:<32 hex digits>' Zenodo publishes; nothing was downloaded")
+            files[entry["key"]] = (entry["links"]["self"], Expected(size=entry["size"], md5=checksum[4:].lower()))
     except (KeyError, TypeError) as err:
         raise DownloadError(f"{url}: not a Zenodo record description (no {err})") from None
     return files
@@ -69,6 +72,7 @@ def prepare_suite(name: str, root: Path, api: str = ZENODO_API, *, verify_only: 
         print(f"{name}: {suite.title}: {suite.source}; then run eval.py --suite {name} --dataroot FOLDER")
         return False
     assert isinstance(suite, FolderSuite), "a downloaded suite's folders are counted"
+    layout = suite.layouts[0]  # the archive's own
     if target.is_dir():
         print(f"{name}: {target} exists; not downloaded again")
     elif verify_only:
@@ -76,9 +80,9 @@ def prepare_suite(name: str, root: Path, api: str = ZENODO_API, *, verify_only: 
         return False
     else:
         print(f"{name}: {suite.title} from Zenodo record {DOWNLOADS[name].record}")
-        unpack(download_suite(name, root, api), target, [s.fakes for s in suite.sets], delete_archives)
-    rows = [[s.name, _count(target, s.fakes)] for s in suite.sets]
-    rows += [[f"{pattern} (reals)", _count(target, pattern)] for pattern in sorted({s.reals for s in suite.sets})]
+        unpack(download_suite(name, root, api), target, [s.fakes for s in layout.sets], delete_archives)
+    rows = [[s.name, _count(target, s.fakes)] for s in layout.sets]
+    rows += [[f"{pattern} (reals)", _count(target, pattern)] for pattern in sorted({s.reals for s in layout.sets})]
     print(markdown_table(["folder", "images"], [[name, str(n)] for name, n in rows]))
     complete = all(n for _, n in rows)
     if not complete:

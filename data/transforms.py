@@ -59,6 +59,26 @@ def resize_image(img: Image.Image, size: int, interpolation: str, square: bool =
     return img if target == img.size else img.resize(target, PIL_INTERPOLATION[interpolation])
 
 
+def tile_counts(width: int, height: int, size: int) -> tuple[int, int]:
+    """How many copies of an image ``tile`` lays side by side and one above the other: the fewest whole copies
+    whose sides reach ``size`` (one along a side that already does)."""
+    return -(-size // width), -(-size // height)
+
+
+def tiled_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """(width, height) after ``tile``."""
+    across, down = tile_counts(width, height, size)
+    return width * across, height * down
+
+
+def tile(arr: np.ndarray, size: int) -> np.ndarray:
+    """NPR's ``translate_duplicate`` (their GenImage protocol): an image with a side under ``size`` is repeated,
+    whole copies from its top-left corner, until each side is at least ``size``, so a crop of ``size`` holds only
+    image pixels; a larger image is unchanged."""
+    across, down = tile_counts(arr.shape[1], arr.shape[0], size)
+    return arr if across == down == 1 else np.tile(arr, (down, across, 1))
+
+
 def gaussian_kernel(sigma: float, truncate: float = 4.0) -> np.ndarray:
     """scipy.ndimage.gaussian_filter's 1-D kernel: radius int(truncate * sigma + 0.5), weights normalized."""
     radius = int(truncate * sigma + 0.5)
@@ -194,6 +214,8 @@ def sample_train_params(rng: np.random.Generator, cfg: AugmentConfig, width: int
     quality = int(rng.integers(cfg.jpg_qual[0], cfg.jpg_qual[1] + 1))
     if cfg.resize:
         width, height = resized_size(width, height, cfg.load_size, cfg.square_resize)
+    if cfg.tile:
+        width, height = tiled_size(width, height, cfg.crop_size)
     top = _offset(rng, height, cfg.crop_size, cfg.crop_grid)
     left = _offset(rng, width, cfg.crop_size, cfg.crop_grid)
     flip = bool(rng.random() < 0.5)
@@ -208,10 +230,13 @@ def sample_train_params(rng: np.random.Generator, cfg: AugmentConfig, width: int
 
 
 def apply_train_params(img: Image.Image, cfg: AugmentConfig, params: AugmentParams) -> np.ndarray:
-    """resize -> blur -> JPEG -> crop -> flip -> tensor, the reference order."""
+    """resize -> tile -> blur -> JPEG -> crop -> flip -> tensor, the reference order (tiling stands where NPR's
+    GenImage code put it, in place of the resize)."""
     if cfg.resize:
         img = resize_image(img, cfg.load_size, params.interpolation, cfg.square_resize)
     arr = np.asarray(img)
+    if cfg.tile:
+        arr = tile(arr, cfg.crop_size)
     if params.blur_sigma is not None:
         arr = gaussian_blur(arr, params.blur_sigma)
     if params.jpeg is not None:
@@ -254,6 +279,8 @@ class ValTransform:
         if self.cfg.resize:
             img = resize_image(img, self.cfg.load_size, "bilinear", self.cfg.square_resize)
         arr = np.asarray(img)
+        if self.cfg.tile:
+            arr = tile(arr, self.cfg.crop_size)
         if self.perturb:
             blur, jpeg = rng.random() < self.cfg.blur_prob, rng.random() < self.cfg.jpg_prob
             if blur:
@@ -308,15 +335,19 @@ class EvalTransform:
     """Test protocol: no resize, no perturbation, center crop 224 (zero-padded if smaller).
 
     Options: ``crop_size=None`` keeps the whole image; ``resize`` scales the shorter side first (bilinear), or both
-    sides with ``square``; ``perturbation`` post-processes the image before any of that, as an image found in the
-    wild would be.
+    sides with ``square``; ``tile`` fills the crop with copies of an image smaller than it (``tile``, NPR's GenImage
+    protocol) instead of zeros; ``perturbation`` post-processes the image before any of that, as an image found in
+    the wild would be.
     """
 
     def __init__(self, *, crop_size: int | None = 224, resize: int | None = None, square: bool = False,
-                 perturbation: Perturbation = Perturbation()) -> None:
+                 tile: bool = False, perturbation: Perturbation = Perturbation()) -> None:
+        if tile and crop_size is None:
+            raise ValueError("tiling fills a crop: give crop_size")
         self.crop_size = crop_size
         self.resize = resize
         self.square = square
+        self.tile = tile
         self.perturbation = perturbation
 
     def output_size(self, width: int, height: int) -> tuple[int, int]:
@@ -331,5 +362,5 @@ class EvalTransform:
         if self.resize:
             arr = np.asarray(resize_image(Image.fromarray(arr), self.resize, "bilinear", self.square))
         if self.crop_size is not None:
-            arr = center_crop(arr, self.crop_size)
+            arr = center_crop(tile(arr, self.crop_size) if self.tile else arr, self.crop_size)
         return np.ascontiguousarray(arr)

@@ -32,6 +32,7 @@ from util.fields import (
     options_of,
     positive,
     probability,
+    shown,
     words,
 )
 
@@ -105,18 +106,21 @@ def resolve_workers(setting: int | str, device: torch.device) -> int:
     return min(available_cpus(), MAX_AUTO_WORKERS) if device.type == "cuda" else 0
 
 
-def describe_preprocessing(resize: int | None, square: bool, crop_size: int | None) -> str:
+def describe_preprocessing(resize: int | None, square: bool, crop_size: int | None, tile: bool = False) -> str:
     if not resize:
         text = "no resize"
     else:
         text = f"resize to {resize}x{resize}" if square else f"resize shorter side to {resize}"
+    if tile:
+        text += f", a side under {crop_size} tiled up to it"
     return f"{text}, " + ("whole image" if crop_size is None else f"center crop {crop_size}")
 
 
 @dataclass(frozen=True)
 class TestProtocol:
     """How test images reach the detector: an optional resize (of the shorter side, or of both sides with
-    ``square``), then a center crop (zero-padded when the image is smaller) or the whole image."""
+    ``square``), then a center crop (zero-padded when the image is smaller, or with ``tile`` filled with copies of
+    it, as NPR's GenImage code does) or the whole image."""
 
     __test__ = False  # a name pytest would otherwise collect where tests import it
 
@@ -124,40 +128,54 @@ class TestProtocol:
     """None: the whole image."""
     resize: int | None = None
     square: bool = False
+    tile: bool = False
+    """Fill the crop with copies of an image smaller than it (``data.transforms.tile``) rather than zeros."""
+
+    def __post_init__(self) -> None:
+        if self.tile and self.crop_size is None:
+            raise ConfigError("tiling fills a center crop: a protocol that tiles needs a crop size")
 
     def describe(self) -> str:
-        return describe_preprocessing(self.resize, self.square, self.crop_size)
+        return describe_preprocessing(self.resize, self.square, self.crop_size, self.tile)
 
     def transform(self, perturbation: Perturbation | None = None) -> EvalTransform:
         from data.transforms import EvalTransform, Perturbation
 
-        return EvalTransform(crop_size=self.crop_size, resize=self.resize, square=self.square,
+        return EvalTransform(crop_size=self.crop_size, resize=self.resize, square=self.square, tile=self.tile,
                              perturbation=perturbation or Perturbation())
 
     def record(self) -> dict[str, int | bool | None]:
-        return {"crop_size": self.crop_size, "resize": self.resize, "square": self.square}
+        # "tile" only when set: the records of other protocols stay as earlier releases wrote and read them.
+        return {"crop_size": self.crop_size, "resize": self.resize, "square": self.square} | (
+            {"tile": True} if self.tile else {})
 
     @classmethod
     def of(cls, default: Preprocessing) -> TestProtocol:
-        """A family's default protocol (plain data in networks/)."""
-        return cls(crop_size=default.crop_size, resize=default.resize, square=default.square)
+        """A family's or a suite's protocol (plain data in networks/)."""
+        return cls(crop_size=default.crop_size, resize=default.resize, square=default.square, tile=default.tile)
 
 
 PAPER_PROTOCOL = TestProtocol()  # Table 2: no resize, center crop 224
-# Test protocols by name (eval.py --preprocess): each built-in family's default, under its recipe's name.
-PREPROCESSING = {spec.recipe: TestProtocol.of(spec.test_protocol) for spec in map(family, names())}
+# Test protocols by name (eval.py --preprocess): each built-in family's default, under its recipe's name, and each
+# suite's own (the protocol its papers score it with), under the suite's name.
+PREPROCESSING = {spec.recipe: TestProtocol.of(spec.test_protocol) for spec in map(family, names())} | {
+    name: TestProtocol.of(suite.test_protocol) for name, suite in SUITES.items() if suite.test_protocol}
 
 
 def choose_protocol(*, crop_size: int | None, no_crop: bool, resize: int | None, recorded: TestProtocol | None,
-                    fallback: tuple[TestProtocol, str], preprocess: str | None = None) -> tuple[TestProtocol, str]:
+                    fallback: tuple[TestProtocol, str], preprocess: str | None = None,
+                    suite: tuple[TestProtocol, str] | None = None) -> tuple[TestProtocol, str]:
     """(protocol, where it came from): the named ``preprocess`` or the flags when any is given, else the
-    checkpoint's record, else ``fallback`` (protocol, its name) for a checkpoint without a record, such as the
-    authors' release."""
+    ``suite``'s own (protocol, its name), which its papers score every detector with, else the checkpoint's
+    record, else ``fallback`` (protocol, its name) for a checkpoint without a record, such as the authors'
+    release."""
     if preprocess is not None:
         return PREPROCESSING[preprocess], f"--preprocess {preprocess}"
     if no_crop or crop_size is not None or resize is not None:
         return TestProtocol(crop_size=None if no_crop else crop_size or PAPER_PROTOCOL.crop_size,
                             resize=resize), "set by the flags"
+    if suite is not None:
+        return suite[0], f"{suite[1]}, the suite's own; --preprocess or the crop flags choose another"
     if recorded is not None:
         return recorded, "recorded in the checkpoint"
     return fallback[0], f"{fallback[1]}; the checkpoint records none"
@@ -173,15 +191,23 @@ WATCHED = ("acc", "ap", "loss", "last")
 RECIPES: dict[str, dict[str, Any]] = {
     "wang2020": {},
     # NPR's README command (--classes car,cat,chair,horse --batch_size 32 --delr_freq 10 --lr 0.0002 --niter 50)
-    # on its code's defaults: resize to 256x256, random crop 224, flip, no blur/JPEG, from scratch.
+    # on its code's defaults: resize to 256x256, random crop 224, flip, no blur/JPEG, from scratch; train.py seeds
+    # with 100 (their RNGs, not ours: the value is recorded, the draws differ).
     "npr": {"arch": "npr", "no_pretrained": True, "protocol": "4class", "batch_size": 32, "lr": 2e-4, "epochs": 50,
-            "delr_freq": 10, "lr_decay": 0.9, "square_resize": True, "test_no_crop": True},
+            "delr_freq": 10, "lr_decay": 0.9, "square_resize": True, "test_no_crop": True, "seed": 100},
+    # NPR's GenImage command (--classes sdv4 --batch_size 32 --lr 0.0002 --niter 1 --cropSize 224, seed 70) with
+    # their README's change: translate_duplicate in place of the resize, then the random crop; tested tiled and
+    # center-cropped. Their --delr_freq default (20) never fires in one epoch.
+    "npr_genimage": {"arch": "npr", "no_pretrained": True, "classes": ("sdv4",), "batch_size": 32, "lr": 2e-4,
+                     "epochs": 1, "delr_freq": 20, "no_resize": True, "tile": True, "seed": 70},
 }
-# A flag given in place of a recipe's setting: your own classes instead of its protocol, the paper's early stopping
-# (--patience) instead of its step schedule, no resize instead of its square one, your ImageNet weights instead of
-# none. Giving the flag drops those recipe values, so the recipe never clashes with what you asked for.
-REPLACES = {"classes": ("protocol",), "patience": ("delr_freq", "lr_decay"), "no_resize": ("square_resize",),
-            "pretrained_path": ("no_pretrained",)}
+# A flag given in place of a recipe's setting: your own classes instead of its protocol (or a protocol instead of its
+# classes), the paper's early stopping (--patience) instead of its step schedule, no resize instead of its square
+# one, your ImageNet weights instead of none, whole images instead of its tiled crops. Giving the flag drops those
+# recipe values, so the recipe never clashes with what you asked for.
+REPLACES = {"classes": ("protocol",), "protocol": ("classes",), "patience": ("delr_freq", "lr_decay"),
+            "no_resize": ("square_resize",), "pretrained_path": ("no_pretrained",), "no_crop": ("tile",),
+            "test_no_crop": ("tile",)}
 AUGMENT_FIELDS = frozenset(f.name for f in options_of(AugmentConfig))
 
 
@@ -217,8 +243,10 @@ class TrainConfig(Runtime):
     command line; ``from_flags`` takes the flags flat, as train.py does."""
 
     recipe: str = option("wang2020", "named values in place of the defaults (flags you give win): wang2020 = the "
-                         "paper's (the defaults below); npr = NPR's (" + ", ".join(
-                             f"{k} {v}" for k, v in RECIPES["npr"].items()) + ")", choices=tuple(RECIPES))
+                         "paper's (the defaults below); " + "; ".join(
+                             f"{name} = {who} (" + ", ".join(f"{k} {shown(v)}" for k, v in RECIPES[name].items()) + ")"
+                             for name, who in (("npr", "NPR's"), ("npr_genimage", "NPR's on GenImage"))),
+                         choices=tuple(RECIPES))
     # data
     dataroot: Path = option(Path("./dataset/"), "folder holding <train_split>/<class>/{0_real,1_fake} and "
                             "<val_split>/...")
@@ -328,6 +356,7 @@ class TrainConfig(Runtime):
                    ("--patience", "--lr_schedule cosine", self.lr_schedule == "cosine" and changed("patience")),
                    ("--lr_schedule cosine", "--delr_freq", self.delr_freq > 0 and self.lr_schedule == "cosine"),
                    ("--lr_decay", "no --delr_freq", self.delr_freq == 0 and changed("lr_decay")),
+                   ("--tile", "--test_no_crop", self.augment.tile and self.test_no_crop),
                    ("--new_optim", "no --continue_train", self.new_optim and not self.continue_train),
                    ("--epoch", "no --continue_train", changed("epoch") and not self.continue_train),
                    ("--memory_budget", "no --test_no_crop", self.memory_budget is not None and not self.test_no_crop)]
@@ -346,13 +375,13 @@ class TrainConfig(Runtime):
         aug = self.augment
         square = aug.square_resize and not aug.no_resize
         return TestProtocol(crop_size=None if self.test_no_crop else aug.crop_size,
-                            resize=aug.load_size if square else None, square=square)
+                            resize=aug.load_size if square else None, square=square, tile=aug.tile)
 
     def describe_validation(self) -> str:
         aug = self.augment
         whole = aug.no_crop or self.test_no_crop
         return describe_preprocessing(None if aug.no_resize else aug.load_size, aug.square_resize,
-                                      None if whole else aug.crop_size)
+                                      None if whole else aug.crop_size, aug.tile)
 
 
 @dataclass(frozen=True)
@@ -418,6 +447,9 @@ class EvalConfig(Runtime):
                                           "found, Table 2 order)", parse=words, check=nonempty)
     protocol: str | None = option(None, "sets --sets by name: " + "; ".join(
         f"{k} = {p.description}" for k, p in _suite_protocols().items()), check=_known_protocol)
+    max_sample: int | None = option(None, "score at most N reals and N fakes of each set, drawn by a shuffle seeded "
+                                    "with 0 (UnivFD's evaluation: --max_sample 1000); default: every image",
+                                    check=positive, metavar="N")
     batch_size: int = option(64, "images per forward pass", check=positive)
     max_megapixels: float = option(64.0, MEGAPIXELS_HELP, check=positive)
     memory_budget: float | None = option(None, BUDGET_HELP, check=positive, metavar="GIB")

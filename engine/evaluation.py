@@ -30,7 +30,7 @@ import torch
 from tqdm import tqdm
 
 from data import DatasetError, Perturbation, Sample, scan_folder
-from data.suites import SUITES, LoadedSet
+from data.suites import SUITES, LoadedSet, at_most
 from engine.configs import SWEEPS, EvalConfig, resolve_workers
 from engine.inference import (
     Detector,
@@ -206,6 +206,8 @@ class Evaluator:
                  f"perturbation: {perturbation.describe()}.",
                  "Accuracies at threshold 0.5" + (f"; calibrated threshold {threshold:.4g} chosen on "
                                                   f"`{cfg.calibrate_on}`." if threshold is not None else "."),
+                 *([f"At most {cfg.max_sample} reals and {cfg.max_sample} fakes of each set (--max_sample, a "
+                    f"shuffle seeded with 0)."] if cfg.max_sample else []),
                  "", summary_markdown(rows, calibrated=threshold is not None)]
         headline = SUITES[cfg.suite].headline(cfg.protocol)
         mean = protocol_mean(rows, headline.sets)
@@ -282,12 +284,15 @@ def _finished_sets(cfg: EvalConfig) -> dict[str, Scored]:
 def evaluate(cfg: EvalConfig) -> list[dict[str, Any]]:
     """eval.py: the summary rows (of every sweep value with a sweep); files as the module docstring says."""
     # The sets and the checkpoint are checked before any file is touched.
-    sets = SUITES[cfg.suite].load(cfg.dataroot, cfg.sets)
+    suite = SUITES[cfg.suite]
+    sets = suite.load(cfg.dataroot, cfg.sets)
+    if cfg.max_sample:
+        sets = [at_most(s, cfg.max_sample) for s in sets]
     device = resolve_device(cfg.device)
     set_precision(device, cfg.amp)
     detector = load_detector(cfg.model_path, cfg.arch, device, ProtocolRequest(
-        crop_size=cfg.crop_size, no_crop=cfg.no_crop, resize=cfg.resize, preprocess=cfg.preprocess),
-        allow_nonfinite=cfg.allow_nonfinite)
+        crop_size=cfg.crop_size, no_crop=cfg.no_crop, resize=cfg.resize, preprocess=cfg.preprocess,
+        suite=suite.test_protocol), allow_nonfinite=cfg.allow_nonfinite)
     print(f"test protocol: {detector.protocol.describe()} ({detector.protocol_source})")
     if not cfg.resume and not cfg.overwrite:
         free = unused_folder(cfg.out_dir, RESULT_FILES)

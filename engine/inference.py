@@ -34,7 +34,7 @@ from data import (
     init_worker,
 )
 from engine.configs import TestProtocol, choose_protocol
-from networks import Family, build_model, family, names, recognize
+from networks import Family, Preprocessing, build_model, family, names, recognize
 from networks.released import RELEASED
 from util import distributed
 from util.checkpoint import CheckpointError, check_checkpoint, extract_state_dict, load_checkpoint, load_weights
@@ -167,10 +167,10 @@ def size_notes(name: str, samples: Sequence[Sample], protocol: TestProtocol, net
             odd += network.even_sides and any(side % 2 for side in size)
             seen += 1
     notes = []
-    if seen and small > seen / 10 and protocol.crop_size:
+    if seen and small > seen / 10 and protocol.crop_size and not protocol.tile:
         notes.append(f"note: {small} of {seen} images looked at in {name} are smaller than the {protocol.crop_size} "
                      f"px crop and are zero-padded; --no_crop scores whole images")
-    elif seen and small > seen / 10:
+    elif seen and small > seen / 10 and not protocol.crop_size:
         notes.append(f"note: {small} of {seen} images looked at in {name} have a side under {MIN_WHOLE_SIDE} px; "
                      f"whole, they are smaller than one cell of the network's coarsest features, and their scores "
                      f"say little")
@@ -190,6 +190,8 @@ class ProtocolRequest:
     no_crop: bool = False
     resize: int | None = None
     preprocess: str | None = None
+    suite: Preprocessing | None = None
+    """The protocol of the suite being scored (``data.suites.Suite.test_protocol``), above the checkpoint's."""
     demo: bool = False
 
 
@@ -245,7 +247,8 @@ def load_detector(path: Path, arch: str | None, device: torch.device,
     default = (spec.demo_protocol or spec.test_protocol) if request.demo else spec.test_protocol
     protocol, source = choose_protocol(
         crop_size=request.crop_size, no_crop=request.no_crop, resize=request.resize, recorded=recorded,
-        fallback=(TestProtocol.of(default), default.source), preprocess=request.preprocess)
+        fallback=(TestProtocol.of(default), default.source), preprocess=request.preprocess,
+        suite=None if request.suite is None else (TestProtocol.of(request.suite), request.suite.source))
     return Detector(model.to(device, memory_format=memory_format(device)).eval(), spec,
                     options.get("recipe", spec.recipe), recorded, protocol, source)
 

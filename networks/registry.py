@@ -40,6 +40,8 @@ class Preprocessing:
     resize: int | None = None
     """Resize the shorter side (both sides with ``square``) to this first."""
     square: bool = False
+    tile: bool = False
+    """Fill the crop with copies of an image smaller than it rather than zeros (NPR's GenImage protocol)."""
     source: str = ""
     """Shown where the protocol is reported ("the paper's")."""
 

@@ -171,7 +171,7 @@ TRAIN_GROUPS = {
                                    "continue_train", "epoch", "new_optim"),
 }
 EVAL_GROUPS = {
-    "data": ("dataroot", "suite", "sets", "protocol", "batch_size", "max_megapixels", "memory_budget"),
+    "data": ("dataroot", "suite", "sets", "protocol", "max_sample", "batch_size", "max_megapixels", "memory_budget"),
     "model": ("model_path", "arch", "allow_nonfinite"),
     "preprocessing (the paper's test protocol: no resize, center crop 224)": ("crop_size", "no_crop", "resize",
                                                                                "preprocess", "calibrate_on"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import socket
 import threading
 import zipfile
@@ -320,9 +321,27 @@ def test_synthbuster_with_a_wrong_md5_is_rejected_and_kept(server: Server, tmp_p
     assert not (tmp_path / "dataset" / "synthbuster").exists()
 
 
+@pytest.mark.parametrize("checksum", ["5d41402abc4b2a76b9719d911017c592", "sha256:" + "0" * 64, "md5:" + "x" * 32])
+def test_a_zenodo_checksum_that_is_not_an_md5_is_an_error_not_a_skipped_check(server: Server, tmp_path: Path,
+                                                                               checksum: str):
+    from data.suite_downloads import prepare_suite
+
+    api = _zenodo(server, "10066460", {"synthbuster.zip": _synthbuster_zip(tmp_path)})
+    record = json.loads(server.files["api/records/10066460"])
+    record["files"][0]["checksum"] = checksum  # the bare md5 that once went unchecked, another hash, no hex
+    server.files["api/records/10066460"] = json.dumps(record).encode()
+    message = f"synthbuster.zip has the checksum {checksum!r}, not the 'md5:<32 hex digits>' Zenodo publishes"
+    with pytest.raises(DownloadError, match=re.escape(message + "; nothing was downloaded")):
+        prepare_suite("synthbuster", tmp_path / "dataset", api)
+    assert [path for path, _ in server.requests] == ["api/records/10066460"]
+    assert not (tmp_path / "dataset").exists()
+
+
 @pytest.mark.parametrize(("suite", "link", "layout"), [
-    ("univfd", "drive.google.com/drive/folders/1nkCXClC7kFM01_fqmLrVNtnOYEFPtWO-", "laion/0_real"),
+    ("univfd", "drive.google.com/file/d/1FXlGIRh_Ud3cScMgSVDbEWmPDmjcrm1t", "laion/0_real"),
+    ("univfd", "drive.google.com/drive/folders/1nkCXClC7kFM01_fqmLrVNtnOYEFPtWO-", "<set>/0_real and <set>/1_fake"),
     ("genimage", "github.com/GenImage-Dataset/GenImage", "<generator>/<subfolder>/val/{ai,nature}"),
+    ("genimage", "github.com/GenImage-Dataset/GenImage", "<generator>/val/{ai,nature}"),
     ("wildrf", "Google Drive", "test/{reddit,twitter,facebook}/{0_real,1_fake}"),
 ])
 def test_suites_without_a_direct_link_say_where_and_how_to_lay_them_out(suite, link, layout, tmp_path, capsys):

@@ -154,6 +154,20 @@ def test_tiny_npr_run_learns_the_upsampling_task(tmp_path: Path):
     assert best["model"]["fc1.weight"].shape == (1, 512)
 
 
+def test_npr_genimage_recipe_trains_on_tiled_crops_and_records_them(tmp_path: Path):
+    """16 px images in the recipe's class folder: tiled up to the 32 px crop in training and validation, and the
+    checkpoints record that test protocol."""
+    root = make_upsampling_set(tmp_path / "data", splits={"train": 8, "val": 4}, classes=("sdv4",), size=16)
+    train_main(["--recipe", "npr_genimage", "--dataroot", str(root), "--crop_size", "32", "--batch_size", "8",
+                "--checkpoints_dir", str(tmp_path / "ck"), "--name", "sdv4", "--num_workers", "0"])
+    run = tmp_path / "ck" / "sdv4"
+    opt = json.loads((run / "opt.json").read_text())
+    assert (opt["recipe"], opt["classes"], opt["epochs"], opt["seed"]) == ("npr_genimage", ["sdv4"], 1, 70)
+    assert opt["augment"]["tile"] and opt["augment"]["no_resize"]
+    assert load_checkpoint(run / "best.pth")["test_protocol"] == {"crop_size": 32, "resize": None, "square": False,
+                                                                  "tile": True}
+
+
 def test_eval_of_an_npr_checkpoint_uses_its_protocol(tmp_path: Path, capsys):
     from demo import main as demo_main
     from eval import main as eval_main

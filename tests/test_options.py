@@ -18,7 +18,7 @@ from commands.quickstart import QuickstartConfig, train_config
 from commands.ranking import RankingConfig
 from commands.spectra import SpectraConfig
 from data.augment import AugmentConfig
-from engine.configs import RECIPES, EvalConfig, TrainConfig, available_cpus, resolve_workers
+from engine.configs import RECIPES, EvalConfig, TestProtocol, TrainConfig, available_cpus, resolve_workers
 from options import (
     analyze_parser,
     app_parser,
@@ -98,6 +98,8 @@ def test_authors_aliases_and_single_values():
         (["--lr_schedule", "cosine", "--patience", "3"], "--patience has no effect with --lr_schedule cosine"),
         (["--lr_schedule", "cosine", "--delr_freq", "5"], "--lr_schedule cosine has no effect with --delr_freq"),
         (["--crop_grid", "0"], "--crop_grid 0: give a number > 0"),
+        (["--no_crop", "--tile"], "--tile has no effect with --no_crop"),
+        (["--tile", "--test_no_crop"], "--tile has no effect with --test_no_crop"),
         (["--lr_schedule", "cosine", "--swa_epochs", "3"],
          "--swa_epochs averages the last epochs into the result: use it with --select_on last"),
         (["--lr_schedule", "cosine", "--select_on", "last", "--epochs", "4", "--swa_epochs", "5"],
@@ -226,6 +228,7 @@ def test_demo_keeps_the_authors_flags():
     (["--resize_scale", "0"], "--resize_scale 0.0: give a number > 0"),
     (["--no_crop", "--crop_size", "64"], "--crop_size has no effect with --no_crop"),
     (["--protocol", "4class", "--sets", "progan"], "--protocol and --sets exclude each other"),
+    (["--max_sample", "0"], "--max_sample 0: give a number > 0"),
     (["--seed", "1"], "unrecognized arguments: --seed 1"),  # evaluation draws nothing at random
 ])
 def test_bad_eval_values_are_errors_that_say_why(argv, message, capsys):
@@ -382,6 +385,33 @@ def test_a_recipe_given_in_python_is_the_recipe():
     assert parse_train_options(command_line(off)) == off
 
 
+def test_npr_genimage_recipe_is_their_genimage_command():
+    """NPR's README: train.py --classes sdv4 --batch_size 32 --lr 0.0002 --niter 1 --cropSize 224, seed 70,
+    translate_duplicate in place of the resize; tested tiled and center-cropped."""
+    cfg = parse_train_options(["--recipe", "npr_genimage", "--dataroot", "GenImage"])
+    assert (cfg.arch, cfg.no_pretrained, cfg.classes, cfg.batch_size, cfg.lr, cfg.epochs, cfg.seed) == (
+        "npr", True, ("sdv4",), 32, 2e-4, 1, 70)
+    assert cfg.augment.no_resize and cfg.augment.tile and cfg.augment.crop_size == 224
+    assert cfg.test_protocol() == TestProtocol(crop_size=224, tile=True)
+    assert cfg.describe_validation() == "no resize, a side under 224 tiled up to it, center crop 224"
+    assert TrainConfig(recipe="npr").seed == 100  # NPR's train.py seeds with 100
+    # A flag in place of the recipe's setting drops it rather than clashing: whole-image tests, other classes.
+    whole = parse_train_options(["--recipe", "npr_genimage", "--test_no_crop"])
+    assert not whole.augment.tile and whole.test_protocol() == TestProtocol(crop_size=None)
+    assert parse_train_options(["--recipe", "npr_genimage", "--protocol", "4class"]).classes[0] == "car"
+
+
+def test_a_tiling_protocol_is_recorded_and_needs_a_crop():
+    tiled = TestProtocol(crop_size=224, tile=True)
+    assert tiled.record() == {"crop_size": 224, "resize": None, "square": False, "tile": True}
+    assert TestProtocol(**tiled.record()) == tiled
+    assert TestProtocol().record() == {"crop_size": 224, "resize": None, "square": False}  # as older releases
+    assert TestProtocol(**TestProtocol().record()) == TestProtocol()
+    with pytest.raises(ConfigError, match="a protocol that tiles needs a crop size"):
+        TestProtocol(crop_size=None, tile=True)
+    assert parse_eval_options(["--preprocess", "genimage"]).preprocess == "genimage"
+
+
 def test_old_flat_records_still_load():
     flat = {"recipe": "wang2020", "arch": "resnet18", "blur_prob": 0.1, "blur_sig": [0.0, 3.0], "crop_size": 32,
             "no_resize": True, "classes": ["car", "cat"], "dataroot": "d", "jpg_qual": [30, 100], "lr": 1e-3}
@@ -398,7 +428,7 @@ def test_old_flat_records_still_load():
     (lambda: TrainConfig.from_flags(blur_prob=7.0), "--blur_prob 7.0: give a probability in [0, 1]"),
     (lambda: AugmentConfig(jpg_qual=(0, 100)), "--jpg_qual 0,100: give a value in 1..100"),
     (lambda: TrainConfig(optim="lbfgs"), "--optim lbfgs: choose one of adam, sgd"),
-    (lambda: TrainConfig(recipe="mine"), "--recipe mine: choose one of wang2020, npr"),
+    (lambda: TrainConfig(recipe="mine"), "--recipe mine: choose one of wang2020, npr, npr_genimage"),
     (lambda: EvalConfig(sweep=("jpeg", (101,))), "--sweep jpeg 101: give a value in 1..100"),
     (lambda: EvalConfig(batch_size=-3), "--batch_size -3: give a number > 0"),
     (lambda: DemoConfig(file="x", threshold=2.0), "--threshold 2.0: give a probability in [0, 1]"),

@@ -11,6 +11,7 @@ from scipy.ndimage import gaussian_filter
 from data import AugmentConfig, EvalTransform, Normalization, Perturbation, TrainTransform, load_rgb
 from data.transforms import (
     AugmentParams,
+    ValTransform,
     _offset,
     apply_train_params,
     center_crop,
@@ -21,6 +22,8 @@ from data.transforms import (
     perturb,
     resized_size,
     sample_train_params,
+    tile,
+    tiled_size,
     to_rgb,
 )
 from networks.registry import IMAGENET_MEAN, IMAGENET_STD
@@ -95,6 +98,45 @@ def test_center_crop_follows_torchvision_offsets_and_zero_pads():
     assert (padded[:61] == 0).all() and (padded[61:162] == 7).all() and (padded[162:] == 0).all()
     window = crop(small, top=-5, left=220, height=10, width=10)
     assert window[5:, :4].min() == 7 and window[:5].max() == 0
+
+
+def test_tile_lays_whole_copies_from_the_top_left_as_npr_translate_duplicate():
+    a, b = (1, 2, 3), (4, 5, 6)
+    pair = np.array([[a, b]], np.uint8)  # 1 px high, 2 px wide
+    # To 3 px: ceil(3/2) = 2 copies across, ceil(3/1) = 3 down, each pasted whole from (0, 0).
+    np.testing.assert_array_equal(tile(pair, 3), np.array([[a, b, a, b]] * 3, np.uint8))
+    assert tiled_size(2, 1, 3) == (4, 3)
+    wide = np.arange(2 * 10 * 3, dtype=np.uint8).reshape(2, 10, 3)  # a side that reaches 7 is not repeated
+    np.testing.assert_array_equal(tile(wide, 7), np.concatenate([wide] * 4))
+    large = np.zeros((7, 9, 3), np.uint8)
+    assert tile(large, 7) is large and tiled_size(9, 7, 7) == (9, 7)
+
+
+def _tiled_window(arr: np.ndarray, top: int, left: int, size: int) -> np.ndarray:
+    """The size x size window at (top, left) of ``arr`` repeated without end: pixel (y, x) is arr[y % h, x % w]."""
+    h, w = arr.shape[:2]
+    return np.array([[arr[(top + y) % h, (left + x) % w] for x in range(size)] for y in range(size)])
+
+
+def test_genimage_protocol_tiles_then_center_crops():
+    arr = np.random.default_rng(4).integers(0, 256, (60, 100, 3), dtype=np.uint8)
+    out = EvalTransform(crop_size=224, tile=True)(Image.fromarray(arr))
+    # Tiled to 300 x 240 (3 x 4 copies); torchvision's center crop starts at round(76/2) = 38, round(16/2) = 8.
+    np.testing.assert_array_equal(out, _tiled_window(arr, 8, 38, 224))
+    assert EvalTransform(crop_size=224, tile=True).output_size(100, 60) == (224, 224)
+    with pytest.raises(ValueError, match="tiling fills a crop"):
+        EvalTransform(crop_size=None, tile=True)
+
+
+def test_training_with_tile_crops_the_tiled_image():
+    cfg = AugmentConfig(no_resize=True, tile=True, crop_size=32)
+    arr = np.random.default_rng(5).integers(0, 256, (12, 20, 3), dtype=np.uint8)  # tiled: 40 wide, 36 high
+    draws = [sample_train_params(np.random.default_rng(i), cfg, 20, 12) for i in range(400)]
+    assert {p.crop_top for p in draws} == set(range(0, 5)) and {p.crop_left for p in draws} == set(range(0, 9))
+    params = AugmentParams("bilinear", None, None, crop_top=3, crop_left=5, flip=False)
+    np.testing.assert_array_equal(apply_train_params(Image.fromarray(arr), cfg, params), _tiled_window(arr, 3, 5, 32))
+    validation = ValTransform(cfg, perturb=False)(Image.fromarray(arr), np.random.default_rng(0))
+    np.testing.assert_array_equal(validation, _tiled_window(arr, 2, 4, 32))
 
 
 def test_resized_size_keeps_aspect_like_torchvision():
