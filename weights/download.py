@@ -1,7 +1,8 @@
 """Download the authors' released detectors into weights/ and check their size and sha256.
 
-    python -m weights.download                      # both models
+    python -m weights.download                      # the paper's two ResNet-50s
     python -m weights.download blur_jpg_prob0.1     # one of them
+    python -m weights.download univfd               # UnivFD's head and OpenAI's CLIP ViT-L/14 (0.9 GB)
 """
 
 from networks.released import download_released
@@ -13,7 +14,8 @@ def main(argv: list[str] | None = None) -> None:
     opt = parse_weights_download_options(argv)
     with user_errors(opt.debug):
         for name in opt.names:
-            print(f"{download_released(name, opt.dir)}: sha256 verified")
+            for path in download_released(name, opt.dir):
+                print(f"{path}: sha256 verified")
 
 
 if __name__ == "__main__":
