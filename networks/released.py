@@ -47,14 +47,10 @@ def model_path(text: str) -> Path:
     return path / "best.pth" if (path / "best.pth").is_file() else path
 
 
-def download_released(name: str, folder: Path = WEIGHTS_DIR) -> list[Path]:
-    """``<folder>/<name>.pth``, downloaded unless present, its size and sha256 checked either way; and the tower
-    it needs, at the tower's own path (made once from its checked download)."""
+def download_released(name: str, folder: Path = WEIGHTS_DIR) -> Path:
+    """``<folder>/<name>.pth``, downloaded unless present, its size and sha256 checked either way (the tower a head
+    needs comes with ``networks.clip.fetch_tower``)."""
     release = RELEASED[name]
     dest = folder / f"{name}.pth"
     fetch(release.url, dest, release.expected)
-    if release.tower is None:
-        return [dest]
-    from networks.clip import fetch_tower  # PyTorch: only to convert the tower
-
-    return [dest, fetch_tower(release.tower)]
+    return dest

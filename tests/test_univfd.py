@@ -209,7 +209,8 @@ def test_the_tower_is_downloaded_checked_and_kept_as_plain_tensors(server: Serve
                                                      Expected(len(head.getvalue())), tower))
     code, out, _ = run_main(download_main, ["univfd", "--dir", str(tmp_path / "w")], capsys)
     assert code == 0 and out.splitlines() == [f"{tmp_path / 'w' / 'univfd.pth'}: sha256 verified",
-                                              f"{tower.path}: sha256 verified"]
+                                              f"{tower.path}: a test's CLIP tower, made from ViT-T.pt (sha256 "
+                                              f"verified)"]
     assert sorted(p.name for p in tower.path.parent.iterdir()) == ["visual.pth"]  # the archive is gone
     stored = torch.load(tower.path, map_location="cpu", weights_only=True)
     assert stored["source"] == {"url": tower.url, "sha256": tower.sha256}

@@ -5,7 +5,7 @@
     python -m weights.download univfd               # UnivFD's head and OpenAI's CLIP ViT-L/14 (0.9 GB)
 """
 
-from networks.released import download_released
+from networks.released import RELEASED, download_released
 from options import parse_weights_download_options
 from util.errors import user_errors
 
@@ -14,8 +14,13 @@ def main(argv: list[str] | None = None) -> None:
     opt = parse_weights_download_options(argv)
     with user_errors(opt.debug):
         for name in opt.names:
-            for path in download_released(name, opt.dir):
-                print(f"{path}: sha256 verified")
+            print(f"{download_released(name, opt.dir)}: sha256 verified")
+            tower = RELEASED[name].tower
+            if tower is not None:
+                from networks.clip import fetch_tower  # PyTorch: only to convert the tower
+
+                print(f"{fetch_tower(tower)}: {tower.name}, made from {tower.url.rsplit('/', 1)[-1]} (sha256 "
+                      f"verified)")
 
 
 if __name__ == "__main__":
