@@ -21,8 +21,8 @@ from data.minibench import MiniConfig, build
 from engine.configs import EvalConfig, Runtime, TrainConfig, arch_name, known_arch
 from engine.evaluation import evaluate
 from engine.training import completed_run, train
-from networks import build_model
-from util.errors import UserError
+from networks import build_model, family
+from util.errors import ConfigError, UserError
 from util.fields import nonneg, option
 from util.records import command_line
 from util.report import markdown_table, write_csv
@@ -79,6 +79,15 @@ class QuickstartConfig(Runtime):
     checkpoints_dir: Path = option(Path("./checkpoints"), "the detector goes to <checkpoints_dir>/<run>/, where "
                                    "<run> is quickstart_<size>_seed<seed>[_bench<bench_seed>][_<arch>]")
     results_dir: Path = option(Path("results"), "the tables go to <results_dir>/<run>/")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        tower = family(self.arch).tower
+        if tower is not None:
+            raise ConfigError(f"--arch {self.arch}: the mini-benchmark trains every detector from scratch, "
+                              f"offline; {self.arch} is a head over the frozen {tower.name}, which needs its "
+                              f"download (`{tower.get}`) and 224 px inputs, so the quickstart cannot train it "
+                              f"(docs/detectors.md)")
 
     @property
     def run_name(self) -> str:

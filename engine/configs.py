@@ -200,6 +200,13 @@ RECIPES: dict[str, dict[str, Any]] = {
     # center-cropped. Their --delr_freq default (20) never fires in one epoch.
     "npr_genimage": {"arch": "npr", "no_pretrained": True, "classes": ("sdv4",), "batch_size": 32, "lr": 2e-4,
                      "epochs": 1, "delr_freq": 20, "no_resize": True, "tile": True, "seed": 70},
+    # UnivFD's README command (train.py --data_mode wang2020 --arch CLIP:ViT-L/14 --fix_backbone) on its code's
+    # defaults: batch 256, AdamW lr 1e-4 without weight decay (Adam's update), at most 100 epochs of the paper's
+    # early stopping (patience 5), resize the shorter side to 256, random crop 224, flip; its datasets.py applies
+    # Blur+JPEG (0.5) unconditionally (its --data_aug flag is never read) and validates with the blur and JPEG
+    # at the middle of their ranges. Only the head trains (the family's spec).
+    "univfd": {"arch": "univfd", "batch_size": 256, "epochs": 100, "blur_prob": 0.5, "blur_sig": (0.0, 3.0),
+               "jpg_prob": 0.5, "jpg_method": ("cv2", "pil"), "jpg_qual": (30, 100), "val_perturb": True},
 }
 # A flag given in place of a recipe's setting: your own classes instead of its protocol (or a protocol instead of its
 # classes), the paper's early stopping (--patience) instead of its step schedule, no resize instead of its square
@@ -245,7 +252,8 @@ class TrainConfig(Runtime):
     recipe: str = option("wang2020", "named values in place of the defaults (flags you give win): wang2020 = the "
                          "paper's (the defaults below); " + "; ".join(
                              f"{name} = {who} (" + ", ".join(f"{k} {shown(v)}" for k, v in RECIPES[name].items()) + ")"
-                             for name, who in (("npr", "NPR's"), ("npr_genimage", "NPR's on GenImage"))),
+                             for name, who in (("npr", "NPR's"), ("npr_genimage", "NPR's on GenImage"),
+                                                   ("univfd", "UnivFD's"))),
                          choices=tuple(RECIPES))
     # data
     dataroot: Path = option(Path("./dataset/"), "folder holding <train_split>/<class>/{0_real,1_fake} and "
@@ -335,6 +343,11 @@ class TrainConfig(Runtime):
         if self.protocol is not None:  # opt.json then records the classes it stands for
             object.__setattr__(self, "classes", protocol_list(self.protocol, "classes", self.classes, "--classes"))
         from_scratch = family(self.arch).pretrained is None
+        tower = family(self.arch).tower
+        if tower is not None and (self.no_pretrained or self.pretrained_path is not None):
+            raise ConfigError(f"--arch {self.arch} trains a head over the frozen {tower.name}, which its checkpoints "
+                              f"name rather than hold: it starts from those weights (`{tower.get}`); leave out "
+                              f"--no_pretrained and --pretrained_path")
         if from_scratch and self.pretrained_path is not None:
             raise ConfigError(f"--arch {self.arch} is trained from scratch: no ImageNet weights apply to it; leave out "
                               f"--pretrained_path")

@@ -34,10 +34,11 @@ from data import (
     init_worker,
 )
 from engine.configs import TestProtocol, choose_protocol
-from networks import Family, Preprocessing, build_model, family, names, recognize
+from networks import Family, Preprocessing, family, names, recognize
+from networks.backbones import restore
 from networks.released import RELEASED
 from util import distributed
-from util.checkpoint import CheckpointError, check_checkpoint, extract_state_dict, load_checkpoint, load_weights
+from util.checkpoint import CheckpointError, check_checkpoint, extract_state_dict, load_checkpoint
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -240,8 +241,7 @@ def load_detector(path: Path, arch: str | None, device: torch.device,
     options = checkpoint.get("options", {})
     recognized = recognize(state.keys())
     spec = family(arch or options.get("arch") or (recognized.name if recognized else "resnet50"))
-    model = build_model(spec.name, pretrained=False)
-    load_weights(model, state, str(path), spec.name)
+    model = restore(spec.name, state, str(path), checkpoint.get("tower"))
     record = checkpoint.get("test_protocol")
     recorded = TestProtocol(**record) if isinstance(record, dict) else None
     default = (spec.demo_protocol or spec.test_protocol) if request.demo else spec.test_protocol

@@ -58,8 +58,9 @@ from engine.inference import (
     set_precision,
 )
 from networks import build_model, family
+from networks.backbones import restore
 from util import distributed
-from util.checkpoint import extract_state_dict, load_checkpoint, load_weights, save_checkpoint, unwrap
+from util.checkpoint import extract_state_dict, load_checkpoint, save_checkpoint, unwrap
 from util.errors import Interrupted, UserError
 from util.metrics import binary_metrics, log_loss
 from util.records import command_line, config_dict, config_from_record, save_config
@@ -256,8 +257,11 @@ def _train(cfg: TrainConfig, process: distributed.Process, device: torch.device)
 
     # The model comes first so that a failed ImageNet download stops the run before any data is scanned.
     torch.manual_seed(cfg.seed)  # the new head's initialization
-    model = build_model(cfg.arch, pretrained=not cfg.no_pretrained and resume is None,
-                        pretrained_path=cfg.pretrained_path if resume is None else None, init_gain=cfg.init_gain)
+    if resume is None:
+        model = build_model(cfg.arch, pretrained=not cfg.no_pretrained, pretrained_path=cfg.pretrained_path,
+                            init_gain=cfg.init_gain)
+    else:
+        model = restore(cfg.arch, extract_state_dict(resume), str(resume_path), resume.get("tower"))
     train_set, val_set = _datasets(cfg)
     train_sampler = SeededSampler(
         len(train_set), seed=cfg.seed, shuffle=not cfg.serial_batches,
@@ -286,7 +290,6 @@ def _train(cfg: TrainConfig, process: distributed.Process, device: torch.device)
     stopper = _schedule(cfg)
     progress = Progress()
     if resume is not None:
-        load_weights(model, extract_state_dict(resume), str(resume_path), cfg.arch)
         if not cfg.new_optim:
             optimizer.load_state_dict(resume["optimizer"])
             scaler.load_state_dict(resume["scaler"])
@@ -384,8 +387,12 @@ class _Run:
 
     def save(self, name: str) -> None:
         if self.process.is_main:
+            spec = family(self.cfg.arch)
             save_checkpoint(self.run_dir / name, {
-                "model": unwrap(self.model).state_dict(), "optimizer": self.optimizer.state_dict(),
+                # A frozen tower is named, not stored with every epoch's head (Family.tower).
+                "model": spec.stored(unwrap(self.model).state_dict()),
+                **({"tower": spec.tower.record()} if spec.tower is not None else {}),
+                "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(), "total_steps": self.progress.total_steps,
                 "progress": vars(self.progress).copy(), "early_stopping": self.stopper.state_dict(),
                 "options": config_dict(self.cfg), "test_protocol": self.cfg.test_protocol().record(),

@@ -9,9 +9,9 @@ names at once.
 from typing import Any
 
 from networks import families
-from networks.registry import Family, Preprocessing, family, help_text, names, recognize, register
+from networks.registry import Family, Preprocessing, Tower, family, help_text, names, recognize, register
 
-__all__ = ["Family", "Preprocessing", "build_model", "families", "family", "help_text", "names", "recognize",
+__all__ = ["Family", "Preprocessing", "Tower", "build_model", "families", "family", "help_text", "names", "recognize",
            "register"]
 
 

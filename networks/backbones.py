@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from networks.registry import family
-from util.checkpoint import extract_state_dict, load_checkpoint
+from util.checkpoint import CheckpointError, extract_state_dict, load_checkpoint, load_weights
 from util.errors import UserError
 
 
@@ -81,4 +81,25 @@ def build_model(
     model = spec.build(pretrained=pretrained, pretrained_path=pretrained_path, init_gain=init_gain)
     for name, parameter in model.named_parameters():
         parameter.requires_grad_(spec.trains(name))
+    return model
+
+
+def restore(arch: str, state: dict[str, torch.Tensor], source: str, tower: object = None) -> nn.Module:
+    """The family ``arch``'s network with a checkpoint's weights (``state``, from ``source``). A family whose
+    checkpoints name their tower instead of holding it (``Family.tower``) reads the tower from its weights file,
+    which must be the one that ``tower``, the checkpoint's record, names; ``state`` is then its head, with its
+    prefix or without it (the authors' bare ``fc_weights.pth``)."""
+    spec = family(arch)
+    if spec.tower is None:
+        model = build_model(arch, pretrained=False)
+        load_weights(model, state, source, arch)
+        return model
+    if tower is not None and tower != spec.tower.record():
+        raise CheckpointError(f"{source}: its head was trained over the tower {tower}, not over {arch}'s "
+                              f"{spec.tower.record()}")
+    head = spec.trained or ()  # a family with a tower names its head (Family checks)
+    if len(head) == 1 and not any(key.startswith(head) for key in state):
+        state = {head[0] + key: value for key, value in state.items()}
+    model = build_model(arch, pretrained=True)
+    load_weights(model, state, source, arch, only=head)
     return model

@@ -8,10 +8,10 @@ record holds. Nothing here imports PyTorch: a builder imports its network when i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Set
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from util.errors import ConfigError, UserError
 
@@ -47,6 +47,28 @@ class Preprocessing:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Tower:
+    """A frozen pretrained part that checkpoints name instead of holding (300 M parameters would otherwise be
+    written with every epoch's head): the builder reads it from ``path``, a plain tensor file made once from the
+    published download at ``url``."""
+
+    name: str
+    url: str
+    sha256: str
+    """Of the published file at ``url``: the tower's identity, recorded in checkpoints and in ``path``."""
+    path: Path
+    get: str
+    """The command that makes ``path`` (named when it is missing)."""
+
+    def record(self) -> dict[str, str]:
+        """What a checkpoint holds in the tower's place."""
+        return {"name": self.name, "sha256": self.sha256}
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Family:
     """Everything the toolkit knows of one detector network."""
 
@@ -70,6 +92,9 @@ class Family:
     trained: tuple[str, ...] | None = None
     """None: every parameter trains; else only those whose names start with one of these (a linear head over a
     frozen tower), the others are frozen."""
+    tower: Tower | None = None
+    """A frozen tower that checkpoints only name (with ``trained`` naming the head they hold); None: checkpoints
+    hold every weight."""
     even_sides: bool = False
     """The network drops an odd last row or column of its input (so eval.py warns about odd-sized images)."""
     note: str = ""
@@ -82,10 +107,17 @@ class Family:
             raise ConfigError(f"{self.name}: mean and std need three values each, std positive")
         if self.trained is not None and not (self.trained and all(self.trained)):
             raise ConfigError(f"{self.name}: trained names parameter prefixes; None trains every parameter")
+        if self.tower is not None and self.trained is None:
+            raise ConfigError(f"{self.name}: a family with a named tower says which parameters train (its head)")
 
     def trains(self, parameter: str) -> bool:
         """Whether the parameter of this name trains."""
         return self.trained is None or parameter.startswith(self.trained)
+
+    def stored(self, state: Mapping[str, T]) -> dict[str, T]:
+        """What a checkpoint keeps of the network's state dict: all of it, or for a family with a named tower only
+        what trains."""
+        return {key: value for key, value in state.items() if self.tower is None or self.trains(key)}
 
 
 FAMILIES: dict[str, Family] = {}

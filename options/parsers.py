@@ -25,7 +25,8 @@ from commands.configs import AblationConfig, AppConfig, BenchmarkConfig, DemoCon
 from data.augment import AugmentConfig
 from data.suites import SUITES
 from engine.configs import EvalConfig, Runtime, TrainConfig
-from networks.released import RELEASED
+from networks.families.univfd import CLIP_VIT_L14
+from networks.released import DEFAULT_DOWNLOADS, RELEASED
 from options.types import GpuIdsAction, released_name
 from util.errors import ConfigError
 from util.fields import boolean, help_of, numbers, option_meta, options_of, shown, words
@@ -361,12 +362,13 @@ def weights_download_parser() -> argparse.ArgumentParser:
     parser = _parser("python -m weights.download", "Download the authors' released models and check their sha256.")
     _add_debug_switch(parser)
     parser.add_argument("names", nargs="*", type=released_name, metavar="NAME",
-                        help=f"{', '.join(RELEASED)} (default: both)")
-    parser.add_argument("--dir", type=Path, default=Path("weights"), help="where the .pth files go")
+                        help=f"{', '.join(RELEASED)} (default: {' and '.join(DEFAULT_DOWNLOADS)}); univfd also "
+                        f"fetches OpenAI's CLIP ViT-L/14 (0.9 GB) into {CLIP_VIT_L14.path}")
+    parser.add_argument("--dir", type=Path, default=Path("weights"), help="where the detectors' .pth files go")
     return parser
 
 
 def parse_weights_download_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
     opt = weights_download_parser().parse_args(argv)
-    opt.names = opt.names or list(RELEASED)
+    opt.names = opt.names or list(DEFAULT_DOWNLOADS)
     return opt

@@ -14,6 +14,7 @@ import analyze
 import demo
 import eval as eval_script
 from networks import build_model
+from networks.released import RELEASED
 from options import (
     parse_analyze_options,
     parse_app_options,
@@ -87,7 +88,7 @@ def after_quickstart(mini_bench, tmp_path_factory) -> Path:
 
 def _runnable(script: str, argv: list[str]) -> bool:
     mini = any("dataset/mini" in a or "results/quickstart" in a for a in argv)
-    released = any("blur_jpg_prob" in a for a in argv)  # not downloadable here
+    released = any(a in RELEASED for a in argv)  # not downloadable here
     return not released and script in RUNS and mini and (script != "analyze.py" or argv[0] in ("spectra", "ranking"))
 
 

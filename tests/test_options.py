@@ -428,7 +428,7 @@ def test_old_flat_records_still_load():
     (lambda: TrainConfig.from_flags(blur_prob=7.0), "--blur_prob 7.0: give a probability in [0, 1]"),
     (lambda: AugmentConfig(jpg_qual=(0, 100)), "--jpg_qual 0,100: give a value in 1..100"),
     (lambda: TrainConfig(optim="lbfgs"), "--optim lbfgs: choose one of adam, sgd"),
-    (lambda: TrainConfig(recipe="mine"), "--recipe mine: choose one of wang2020, npr, npr_genimage"),
+    (lambda: TrainConfig(recipe="mine"), "--recipe mine: choose one of wang2020, npr, npr_genimage, univfd"),
     (lambda: EvalConfig(sweep=("jpeg", (101,))), "--sweep jpeg 101: give a value in 1..100"),
     (lambda: EvalConfig(batch_size=-3), "--batch_size -3: give a number > 0"),
     (lambda: DemoConfig(file="x", threshold=2.0), "--threshold 2.0: give a probability in [0, 1]"),

@@ -118,6 +118,10 @@ def check_checkpoint(checkpoint: Mapping[str, Any], state: Mapping[str, torch.Te
                      for key in _PROTOCOL_FIELDS[:2] if key in protocol and not _is_pixels(protocol[key])]
         if not isinstance(protocol.get("square", False), bool):
             problems.append(f"test_protocol.square {protocol['square']!r} is not true or false")
+    tower = checkpoint.get("tower")
+    if tower is not None and not (isinstance(tower, Mapping) and all(isinstance(tower.get(k), str)
+                                                                     for k in ("name", "sha256"))):
+        problems.append(f"'tower' is {tower!r}, not a name and a sha256")
     nonfinite = [key for key, value in state.items() if value.is_floating_point() and not value.isfinite().all()]
     if nonfinite and not allow_nonfinite:
         problems.append(f"{len(nonfinite)} weight tensors hold NaN or infinite values (e.g. {nonfinite[0]}); "
@@ -139,9 +143,11 @@ def extract_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]
     return out
 
 
-def load_weights(model: nn.Module, state: Mapping[str, torch.Tensor], source: str, arch: str) -> None:
-    """Strict load; a mismatch is reported in one line that says which network the weights seem to fit."""
-    own = model.state_dict()
+def load_weights(model: nn.Module, state: Mapping[str, torch.Tensor], source: str, arch: str,
+                 only: tuple[str, ...] | None = None) -> None:
+    """Strict load of every weight, or of those whose names start with one of ``only`` (a part loaded from its
+    own file); a mismatch is reported in one line that says which network the weights seem to fit."""
+    own = {k: v for k, v in model.state_dict().items() if only is None or k.startswith(only)}
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
@@ -156,7 +162,7 @@ def load_weights(model: nn.Module, state: Mapping[str, torch.Tensor], source: st
             parts.append(f"{len(shapes)} shape mismatches (e.g. {k}: file {list(state[k].shape)}, "
                          f"{arch} {list(own[k].shape)})")
         raise CheckpointError(f"{source}: weights do not fit --arch {arch}: " + "; ".join(parts))
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=only is None)
 
 
 def unwrap(model: nn.Module) -> nn.Module:

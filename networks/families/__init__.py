@@ -4,6 +4,6 @@ A new family is one more module here (its ``register`` calls) and its import bel
 """
 
 # Registration order is the names' order in --arch's help: the paper's family first.
-from networks.families import resnet, torchvision, npr  # noqa: I001
+from networks.families import resnet, torchvision, npr, univfd  # noqa: I001
 
-__all__ = ["npr", "resnet", "torchvision"]
+__all__ = ["npr", "resnet", "torchvision", "univfd"]
