@@ -429,6 +429,14 @@ def benchmark_device(device: torch.device, cfg: BenchmarkConfig, work: Path) -> 
 
     # A bound is measured before its paths and again after them, and the faster run counts: noise on a shared
     # machine only ever slows a run, and a bound taken in a slow moment would make a sound path look impossible.
+    # While a path still beats it, it is measured again (twice at most): a path that is really too fast stays so.
+    def remeasure(bound: str, measure: Callable[[], Measure]) -> None:
+        paths = [name for name, (of, _) in BOUNDED.items() if of == bound and name in measures]
+        for _ in range(3):
+            note(bound, faster(measures[bound], measure()))
+            if all(measures[p].images_per_s <= MARGIN * measures[bound].images_per_s for p in paths):
+                break
+
     forward = note("forward", measure_forward(model, device, cfg, batch_size)).images_per_s
     eval_rate = min(forward, ceilings["eval"])
     note("eval", measure_eval(model, device, eval_samples, cfg, cfg.crop_size, batch_size, eval_rate, workers))
@@ -438,14 +446,13 @@ def benchmark_device(device: torch.device, cfg: BenchmarkConfig, work: Path) -> 
     batched = note("no_crop_batched", measure_eval(model, device, mixed, cfg, None, batch_size, eval_rate,
                                                    workers))
     note("no_crop_b1", measure_eval(model, device, mixed, cfg, None, 1, batched.images_per_s, workers))
-    note("forward", faster(measures["forward"], measure_forward(model, device, cfg, batch_size)))
+    remeasure("forward", lambda: measure_forward(model, device, cfg, batch_size))
     train_cfg = _train_config(work, cfg, batch_size)
     step = note("train_step", measure_train_step(model, device, cfg, batch_size, train_cfg)).images_per_s
     if channels_last == (memory_format(device) == torch.channels_last):
         note("train", measure_train(device, train_set, work / "train", cfg, batch_size,
                                     min(step, ceilings["train"]), workers))
-        note("train_step", faster(measures["train_step"],
-                                  measure_train_step(model, device, cfg, batch_size, train_cfg)))
+        remeasure("train_step", lambda: measure_train_step(model, device, cfg, batch_size, train_cfg))
     else:  # train.py lays the model out by device; another layout would measure something else
         print(f"{device}: train skipped: train.py uses {memory_format(device)} on {device.type}")
     measures = checked(measures, ceilings)
