@@ -70,3 +70,22 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def score_on_page(model_path: Path, image: Path, monkeypatch) -> tuple[float, str]:
+    """(probability, verdict) that the page serving ``model_path`` answers for ``image``, through its API."""
+    import pytest
+
+    gradio_client = pytest.importorskip("gradio_client")
+    from commands.app import Scorer, build
+    from commands.configs import AppConfig
+
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    app = build(Scorer(AppConfig(model_path=model_path, num_workers=0)))
+    port = free_port()
+    app.launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
+        return client.predict(gradio_client.handle_file(image), api_name="/score")
+    finally:
+        app.close()

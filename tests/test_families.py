@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 import eval as eval_script
-from commands.configs import AppConfig, DemoConfig
+from commands.configs import DemoConfig
 from commands.demo import run_demo
 from data import Normalization, load_rgb
 from data.synthetic import make_upsampling_set
@@ -23,7 +23,7 @@ from engine.configs import TrainConfig
 from engine.inference import load_detector
 from networks import Family, Preprocessing, build_model, family, names, recognize, register, registry
 from options import parse_train_options, train_parser
-from tests.helpers import ROOT, free_port
+from tests.helpers import ROOT, score_on_page
 from train import main as train_main
 from util.checkpoint import load_checkpoint
 from util.errors import ConfigError
@@ -156,16 +156,5 @@ def test_a_toy_family_trains_evaluates_demos_and_serves(toy, tmp_path: Path, cap
     imagenet = Normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     assert abs(prob - _expected_prob(detector.model, whole, imagenet)) > 1e-3  # the spec's normalization counts
 
-    gradio_client = pytest.importorskip("gradio_client")
-    from commands.app import Scorer, build
-
-    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
-    app = build(Scorer(AppConfig(model_path=bare, num_workers=0)))
-    port = free_port()
-    app.launch(server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
-        served, verdict = client.predict(gradio_client.handle_file(image), api_name="/score")
-    finally:
-        app.close()
+    served, verdict = score_on_page(bare, image, monkeypatch)
     assert served == pytest.approx(prob, abs=1e-6) and verdict.endswith("at threshold 50%")

@@ -32,7 +32,7 @@ from networks.families import univfd
 from networks.families.univfd import CLIP_MEAN, CLIP_STD, VIT_L14, VitConfig
 from networks.released import RELEASED, Released
 from options import parse_quickstart_options
-from tests.helpers import free_port, random_image, run_main, write_png
+from tests.helpers import random_image, run_main, score_on_page, write_png
 from tests.test_download import Server, server  # noqa: F401 (the local HTTP server fixture)
 from train import main as train_main
 from util.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -319,20 +319,10 @@ def test_univfd_trains_stores_the_head_resumes_and_scores(tiny, tmp_path, capsys
     assert "test protocol: no resize, center crop 32 (recorded in the checkpoint)" in capsys.readouterr().out
 
     # The page serves it, as demo.py scores it.
-    gradio_client = pytest.importorskip("gradio_client")
-    from commands.app import Scorer, build
+    from commands.app import Scorer
 
-    scorer = Scorer(AppConfig(model_path=run / "latest.pth", num_workers=0))
-    assert "univfd_tiny, recipe univfd" in scorer.describe()
-    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
-    app = build(scorer)
-    port = free_port()
-    app.launch(server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
-        served, verdict = client.predict(gradio_client.handle_file(image), api_name="/score")
-    finally:
-        app.close()
+    assert "univfd_tiny, recipe univfd" in Scorer(AppConfig(model_path=run / "latest.pth", num_workers=0)).describe()
+    served, verdict = score_on_page(run / "latest.pth", image, monkeypatch)
     assert served == pytest.approx(expected, abs=1e-6) and verdict.endswith("at threshold 50%")
 
     # A head trained over another tower does not load over this one.
