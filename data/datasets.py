@@ -21,6 +21,7 @@ import os
 import stat as stat_module
 import sys
 import tempfile
+import threading
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -270,6 +271,9 @@ def too_large(width: int, height: int, max_pixels: int) -> str | None:
             f"(--max_megapixels raises it)")
 
 
+_STDERR_SWAP = threading.Lock()
+
+
 class _Warnings(logging.Handler):
     """Warnings a decode gave, counted instead of printed: Python's, Pillow's log records, and what libtiff writes
     to the process's stderr itself (``sink``: that file descriptor, sent to a temporary file while a TIFF
@@ -298,9 +302,10 @@ class _Warnings(logging.Handler):
 
     @contextmanager
     def sink(self) -> Iterator[None]:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        with tempfile.TemporaryFile() as captured:
+        # The descriptor is the process's: two threads decoding at once (the page) must not swap it back and forth.
+        with _STDERR_SWAP, tempfile.TemporaryFile() as captured:
+            sys.stderr.flush()
+            saved = os.dup(2)
             os.dup2(captured.fileno(), 2)
             try:
                 yield

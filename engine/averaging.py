@@ -20,25 +20,30 @@ from data import Batch, Normalization
 from engine.inference import input_memory_format
 
 
+def _trained(model: nn.Module) -> Iterable[tuple[str, nn.Parameter]]:
+    """The parameters that train: a frozen tower never changes, so its mean is itself."""
+    return ((name, p) for name, p in model.named_parameters() if p.requires_grad)
+
+
 class WeightAverage:
-    """The running mean of a model's parameters, one update per epoch, on the model's device."""
+    """The running mean of a model's trained parameters, one update per epoch, on the model's device."""
 
     def __init__(self, model: nn.Module) -> None:
         self.count = 0
         self.last_epoch = 0  # an epoch seen again after an interrupt is not added twice
-        self.params = {name: torch.zeros_like(p, dtype=torch.float32) for name, p in model.named_parameters()}
+        self.params = {name: torch.zeros_like(p, dtype=torch.float32) for name, p in _trained(model)}
 
     @torch.no_grad()
     def update(self, model: nn.Module, epoch: int) -> None:
         if epoch <= self.last_epoch:
             return
         self.count, self.last_epoch = self.count + 1, epoch
-        for name, p in model.named_parameters():
+        for name, p in _trained(model):
             self.params[name].add_((p.float() - self.params[name]) / self.count)
 
     @torch.no_grad()
     def copy_to(self, model: nn.Module) -> None:
-        for name, p in model.named_parameters():
+        for name, p in _trained(model):
             p.copy_(self.params[name])
 
     def state_dict(self) -> dict[str, Any]:
@@ -55,6 +60,8 @@ def recompute_batchnorm(model: nn.Module, batches: Iterable[Batch], device: torc
     """Set every BatchNorm layer's running statistics to their mean over ``batches`` (in training mode, without
     gradients); under torchrun, the mean over every process's batches."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:  # a network without BatchNorm (UnivFD's LayerNorms) has nothing to measure
+        return
     momenta = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()

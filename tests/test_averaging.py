@@ -38,3 +38,23 @@ def test_batchnorm_statistics_are_the_mean_over_the_pass():
     torch.testing.assert_close(norm.running_mean, means.mean(0))
     torch.testing.assert_close(norm.running_var, variances.mean(0))
     assert norm.momentum == 0.1 and norm.training
+
+
+def test_a_frozen_tower_is_neither_averaged_nor_stored_and_a_net_without_batchnorm_is_not_run():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 1))
+    model[0].requires_grad_(False)
+    frozen = model[0].weight.clone()
+    average = WeightAverage(model)
+    average.update(model, 1)
+    with torch.no_grad():
+        model[0].weight.add_(1.0)  # never happens to a frozen tower; were it averaged, copy_to would undo it
+        model[1].weight.add_(2.0)
+    average.update(model, 2)
+    average.copy_to(model)
+    assert sorted(average.state_dict()["params"]) == ["1.bias", "1.weight"]
+    torch.testing.assert_close(model[0].weight, frozen + 1.0)
+    calls = []
+    recompute_batchnorm(model, iter(lambda: calls.append(1), None), torch.device("cpu"),
+                        normalization=Normalization((0.5,) * 3, (0.5,) * 3))
+    assert not calls  # the batches were never drawn

@@ -166,6 +166,12 @@ def test_npr_genimage_recipe_trains_on_tiled_crops_and_records_them(tmp_path: Pa
     assert opt["augment"]["tile"] and opt["augment"]["no_resize"]
     assert load_checkpoint(run / "best.pth")["test_protocol"] == {"crop_size": 32, "resize": None, "square": False,
                                                                   "tile": True}
+    # ... and eval.py, demo.py and the page load it with that protocol.
+    from engine.inference import ProtocolRequest, load_detector
+
+    detector = load_detector(run / "best.pth", None, torch.device("cpu"), ProtocolRequest())
+    assert detector.protocol.tile and detector.protocol.describe() == \
+        "no resize, a side under 32 tiled up to it, center crop 32"
 
 
 def test_eval_of_an_npr_checkpoint_uses_its_protocol(tmp_path: Path, capsys):

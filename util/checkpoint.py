@@ -87,7 +87,7 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
 
 
 # What a recorded test protocol holds: its fields, and which of them are sizes in pixels.
-_PROTOCOL_FIELDS = ("crop_size", "resize", "square")
+_PROTOCOL_FIELDS = ("crop_size", "resize", "square", "tile")
 
 
 def _is_pixels(value: Any) -> bool:
@@ -116,8 +116,8 @@ def check_checkpoint(checkpoint: Mapping[str, Any], state: Mapping[str, torch.Te
         problems += [f"test_protocol has an unknown field {key!r}" for key in protocol if key not in _PROTOCOL_FIELDS]
         problems += [f"test_protocol.{key} {protocol[key]!r} is not a positive number of pixels"
                      for key in _PROTOCOL_FIELDS[:2] if key in protocol and not _is_pixels(protocol[key])]
-        if not isinstance(protocol.get("square", False), bool):
-            problems.append(f"test_protocol.square {protocol['square']!r} is not true or false")
+        problems += [f"test_protocol.{key} {protocol[key]!r} is not true or false"
+                     for key in _PROTOCOL_FIELDS[2:] if not isinstance(protocol.get(key, False), bool)]
     tower = checkpoint.get("tower")
     if tower is not None and not (isinstance(tower, Mapping) and all(isinstance(tower.get(k), str)
                                                                      for k in ("name", "sha256"))):
