@@ -376,11 +376,15 @@ class ImageDataset(Dataset):
     """
 
     def __init__(self, samples: Sequence[Sample], transform: Transform, seed: int = 0,
-                 max_pixels: int = MAX_PIXELS) -> None:
+                 max_pixels: int = MAX_PIXELS, cache_bytes: int = 0) -> None:
+        """``cache_bytes``: decoded images stay in this process's memory until they fill that many bytes, so a
+        set read every epoch that fits is decoded once (the transform still runs on every read)."""
         self.samples = list(samples)
         self.transform = transform
         self.seed = seed
         self.max_pixels = max_pixels
+        self._cache: dict[int, tuple[Image.Image, int]] = {}
+        self._cache_left = cache_bytes
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -396,12 +400,23 @@ class ImageDataset(Dataset):
         if sample.refused:
             return Item(None, sample.label, index, sample.refused)
         try:
-            image, warned = decode_rgb(sample.path, self.max_pixels)
+            image, warned = self._decoded(index)
             return Item(self.transform(image, rng), sample.label, index, None, warned)
         except BadImage as err:
             return Item(None, sample.label, index, err.reason)
         except Exception as err:  # a transform failing on one odd image must not end the run
             return Item(None, sample.label, index, _reason(sample.path, err))
+
+
+    def _decoded(self, index: int) -> tuple[Image.Image, int]:
+        decoded = self._cache.get(index)
+        if decoded is None:
+            decoded = decode_rgb(self.samples[index].path, self.max_pixels)
+            size = decoded[0].width * decoded[0].height * 3
+            if size <= self._cache_left:
+                self._cache[index] = decoded
+                self._cache_left -= size
+        return decoded
 
 
 class Item(NamedTuple):

