@@ -184,7 +184,7 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
 
 def _datasets(cfg: TrainConfig, workers: int) -> tuple[ImageDataset, ImageDataset]:
     """The training and validation sets, each caching decoded images up to CACHE_BYTES shared among the loading
-    processes: a small set (the mini-benchmark's) is decoded once, which made a CPU epoch a tenth faster."""
+    processes: a small set is decoded once (the quickstart's first 4 epochs, 2 CPU threads: 43 s, 45 s without)."""
     augment = cfg.augment
     train_samples = scan_folder(cfg.dataroot / cfg.train_split, cfg.classes)
     val_samples = scan_folder(cfg.dataroot / cfg.val_split, cfg.classes)
