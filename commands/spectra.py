@@ -20,8 +20,7 @@ from tqdm import tqdm
 
 from commands.configs import SpectraConfig
 from data import BadImage, Sample, find_test_sets, image_size, load_rgb, scan_folder
-from data.minibench import LUMA
-from data.transforms import center_crop
+from data.transforms import LUMA, center_crop
 from util.errors import UserError
 from util.plots import pyplot, save_figure
 from util.report import claim_folder

@@ -29,6 +29,8 @@ class AugmentConfig(Options):
     no_flip: bool = option(False, "no random horizontal flip")
     rz_interp: tuple[str, ...] = option(("bilinear",), "resize interpolations, one drawn per image",
                                         choices=INTERPOLATIONS)
+    grey_prob: float = option(0.0, "probability of turning an image grey (ITU-R 601 luma in all three channels), "
+                              "before blur and JPEG", check=probability)
     blur_prob: float = option(0.0, "probability of Gaussian blur", check=probability)
     blur_sig: tuple[float, float] = option((0.5, 0.5), "blur sigma: one value, or lo,hi for sigma ~ U[lo, hi]",
                                            parse=span(float), check=ordered(nonneg))

@@ -40,6 +40,7 @@ from tqdm import tqdm
 
 from data.datasets import list_images, load_rgb
 from data.names import LABEL_FOLDERS
+from data.transforms import luma, to_grey
 from networks.generators import UPSAMPLERS, autoencoder
 from util.errors import UserError
 from util.metrics import average_precision
@@ -73,7 +74,6 @@ PACKAGED_SPLIT = {
 MAX_BASELINE_AP = 0.65
 # Recorded with the settings, so a build from an earlier builder is rebuilt: 2 trains generators on one core each.
 BUILDER_VERSION = 2
-LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601 weights, as PIL's convert("L")
 
 
 @dataclass(frozen=True)
@@ -221,15 +221,11 @@ def synthesize(model: torch.nn.Module, crops: np.ndarray, grey: np.ndarray) -> n
         model(_to_tensor(crops[k : k + 64])).add(1.0).mul(127.5).round().clamp(0, 255).byte()
         .permute(0, 2, 3, 1).numpy() for k in range(0, len(crops), 64)
     ])
-    out[grey] = np.round(luma(out[grey])).astype(np.uint8)[..., None]
+    out[grey] = to_grey(out[grey])
     return out
 
 
 # ------------------------------------------------------------------------------------ trivial statistics
-def luma(images: np.ndarray) -> np.ndarray:
-    return images.astype(np.float32) @ LUMA
-
-
 def laplacian(grey: np.ndarray) -> np.ndarray:
     """scipy.ndimage.laplace of each float32 image in an (N, H, W) stack, to the bit: each second difference is
     summed in float64 with mirrored edges ('reflect') and rounded to float32, then the two are added."""

@@ -23,6 +23,7 @@ from PIL import Image
 from data.augment import AugmentConfig
 from data.names import INTERPOLATIONS, JPEG_METHODS
 
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 PIL_INTERPOLATION = {name: Image.Resampling[name.upper()] for name in INTERPOLATIONS}
 
 
@@ -77,6 +78,16 @@ def tile(arr: np.ndarray, size: int) -> np.ndarray:
     image pixels; a larger image is unchanged."""
     across, down = tile_counts(arr.shape[1], arr.shape[0], size)
     return arr if across == down == 1 else np.tile(arr, (down, across, 1))
+
+
+def luma(images: np.ndarray) -> np.ndarray:
+    """ITU-R 601 luma (PIL's convert("L") weights) of ...xHxWx3 images, as float32."""
+    return images.astype(np.float32) @ LUMA
+
+
+def to_grey(arr: np.ndarray) -> np.ndarray:
+    """The image's luma, rounded, in all three channels."""
+    return np.repeat(np.rint(luma(arr)).astype(np.uint8)[..., None], 3, axis=-1)
 
 
 def gaussian_kernel(sigma: float, truncate: float = 4.0) -> np.ndarray:
@@ -196,6 +207,7 @@ class AugmentParams:
     crop_top: int
     crop_left: int
     flip: bool
+    grey: bool
 
 
 def _offset(rng: np.random.Generator, length: int, size: int, grid: int = 1) -> int:
@@ -219,6 +231,7 @@ def sample_train_params(rng: np.random.Generator, cfg: AugmentConfig, width: int
     top = _offset(rng, height, cfg.crop_size, cfg.crop_grid)
     left = _offset(rng, width, cfg.crop_size, cfg.crop_grid)
     flip = bool(rng.random() < 0.5)
+    grey = bool(rng.random() < cfg.grey_prob)  # drawn last: the draws before it are those of earlier releases
     return AugmentParams(
         interpolation=interpolation,
         blur_sigma=sigma if blur else None,
@@ -226,17 +239,20 @@ def sample_train_params(rng: np.random.Generator, cfg: AugmentConfig, width: int
         crop_top=top,
         crop_left=left,
         flip=flip and cfg.flip,
+        grey=grey,
     )
 
 
 def apply_train_params(img: Image.Image, cfg: AugmentConfig, params: AugmentParams) -> np.ndarray:
-    """resize -> tile -> blur -> JPEG -> crop -> flip -> tensor, the reference order (tiling stands where NPR's
-    GenImage code put it, in place of the resize)."""
+    """resize -> tile -> grey -> blur -> JPEG -> crop -> flip -> tensor, the reference order (tiling stands where
+    NPR's GenImage code put it, in place of the resize; grey is this project's, off by default)."""
     if cfg.resize:
         img = resize_image(img, cfg.load_size, params.interpolation, cfg.square_resize)
     arr = np.asarray(img)
     if cfg.tile:
         arr = tile(arr, cfg.crop_size)
+    if params.grey:
+        arr = to_grey(arr)
     if params.blur_sigma is not None:
         arr = gaussian_blur(arr, params.blur_sigma)
     if params.jpeg is not None:

@@ -137,7 +137,8 @@ def test_matching_removes_what_trivial_statistics_see():
 def test_sharpness_is_scipys_laplacian_variance_to_the_bit():
     from scipy.ndimage import laplace
 
-    from data.minibench import luma, sharpness
+    from data.minibench import sharpness
+    from data.transforms import luma
 
     rng = np.random.default_rng(3)
     for shape in ((5, 16, 16, 3), (3, 7, 12, 3), (2, 1, 5, 3)):

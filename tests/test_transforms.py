@@ -1,3 +1,4 @@
+import dataclasses
 import json
 from io import BytesIO
 
@@ -24,6 +25,7 @@ from data.transforms import (
     sample_train_params,
     tile,
     tiled_size,
+    to_grey,
     to_rgb,
 )
 from networks.registry import IMAGENET_MEAN, IMAGENET_STD
@@ -133,7 +135,7 @@ def test_training_with_tile_crops_the_tiled_image():
     arr = np.random.default_rng(5).integers(0, 256, (12, 20, 3), dtype=np.uint8)  # tiled: 40 wide, 36 high
     draws = [sample_train_params(np.random.default_rng(i), cfg, 20, 12) for i in range(400)]
     assert {p.crop_top for p in draws} == set(range(0, 5)) and {p.crop_left for p in draws} == set(range(0, 9))
-    params = AugmentParams("bilinear", None, None, crop_top=3, crop_left=5, flip=False)
+    params = AugmentParams("bilinear", None, None, crop_top=3, crop_left=5, flip=False, grey=False)
     np.testing.assert_array_equal(apply_train_params(Image.fromarray(arr), cfg, params), _tiled_window(arr, 3, 5, 32))
     validation = ValTransform(cfg, perturb=False)(Image.fromarray(arr), np.random.default_rng(0))
     np.testing.assert_array_equal(validation, _tiled_window(arr, 2, 4, 32))
@@ -184,12 +186,28 @@ def _img(seed=3, size=(50, 70)):
 
 
 def test_train_transform_applies_steps_in_reference_order():
-    cfg = AugmentConfig(load_size=40, crop_size=32, blur_prob=1.0, jpg_prob=1.0)
-    params = AugmentParams("bilinear", 1.0, ("pil", 50), crop_top=3, crop_left=5, flip=True)
+    cfg = AugmentConfig(load_size=40, crop_size=32, grey_prob=1.0, blur_prob=1.0, jpg_prob=1.0)
+    params = AugmentParams("bilinear", 1.0, ("pil", 50), crop_top=3, crop_left=5, flip=True, grey=True)
     img = _img()
     arr = np.asarray(img.resize((56, 40), Image.Resampling.BILINEAR))
-    arr = jpeg_pil(gaussian_blur(arr, 1.0), 50)[3:35, 5:37][:, ::-1]
+    arr = jpeg_pil(gaussian_blur(to_grey(arr), 1.0), 50)[3:35, 5:37][:, ::-1]
     np.testing.assert_array_equal(apply_train_params(img, cfg, params), arr)
+
+
+def test_grey_is_pils_luma_and_its_coin_is_drawn_last():
+    arr = np.asarray(_img())
+    grey = to_grey(arr)
+    assert grey.shape == arr.shape and (grey == grey[..., :1]).all()
+    reference = np.asarray(_img().convert("L"), dtype=int)  # PIL's fixed-point luma
+    assert np.abs(grey[..., 0].astype(int) - reference).max() <= 1
+    plain = AugmentConfig(load_size=40, crop_size=32, blur_prob=0.5, jpg_prob=0.5)
+    greyed = AugmentConfig(load_size=40, crop_size=32, blur_prob=0.5, jpg_prob=0.5, grey_prob=0.3)
+    draws = [(sample_train_params(np.random.default_rng(i), plain, 70, 50),
+              sample_train_params(np.random.default_rng(i), greyed, 70, 50)) for i in range(2000)]
+    # Every earlier draw is unchanged, so runs without grey replay those of earlier releases.
+    assert all(a == dataclasses.replace(b, grey=False) for a, b in draws)
+    assert not any(a.grey for a, _ in draws)
+    assert abs(sum(b.grey for _, b in draws) / 2000 - 0.3) <= 4 * (0.3 * 0.7 / 2000) ** 0.5
 
 
 def test_sampled_params_respect_ranges():
