@@ -215,10 +215,17 @@ def test_training_skips_and_logs_bad_images_and_stops_when_too_many(training_set
     fake = training_set / "train" / "a" / "1_fake"
     (fake / "0000.png").write_bytes(b"")
     (fake / "0001.png").write_text("not an image")
+    images = sorted(training_set.glob("*/*/*/*.png"))
+    for image in images:  # what a zip made on a Mac holds: a ._name beside every file, more than all the bad allowed
+        (image.parent / f"._{image.name}").write_bytes(b"\x00\x05\x16\x07")
     ck = tmp_path / "ck"
     train_main(tiny_args(training_set, ck, "tolerant", "--epochs", "2", "--max_bad_fraction", "0.1"))
     rows = _read(ck / "tolerant" / "skipped.csv")  # once each, over two epochs
-    assert sorted((r["split"], Path(r["path"]).name) for r in rows) == [("train", "0000.png"), ("train", "0001.png")]
+    bad = [(r["split"], Path(r["path"]).name) for r in rows if not Path(r["path"]).name.startswith("._")]
+    assert sorted(bad) == [("train", "0000.png"), ("train", "0001.png")]
+    hidden = [r for r in rows if Path(r["path"]).name.startswith("._")]
+    assert len(hidden) == len(images) and {r["reason"] for r in hidden} == {"hidden file (left out)"}
+    assert f"left out {len(images)} files the folder walk refuses" in capsys.readouterr().out
     assert load_checkpoint(ck / "tolerant" / "latest.pth")["progress"]["epochs_done"] == 2
 
     with pytest.raises(SystemExit) as exc:
