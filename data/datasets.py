@@ -407,12 +407,11 @@ class ImageDataset(Dataset):
         except Exception as err:  # a transform failing on one odd image must not end the run
             return Item(None, sample.label, index, _reason(sample.path, err))
 
-
     def _decoded(self, index: int) -> tuple[Image.Image, int]:
         decoded = self._cache.get(index)
         if decoded is None:
             decoded = decode_rgb(self.samples[index].path, self.max_pixels)
-            size = decoded[0].width * decoded[0].height * 3
+            size = decoded[0].width * decoded[0].height * 4  # PIL stores an RGB pixel in 4 bytes
             if size <= self._cache_left:
                 self._cache[index] = decoded
                 self._cache_left -= size

@@ -5,7 +5,8 @@ A run folder ``<checkpoints_dir>/<name>/`` holds ``opt.json`` (and ``opt_resume_
 epoch and on Ctrl-C), ``best.pth`` (global best of the ``--select_on`` metric, validation accuracy by default, over
 all LR phases) and ``epoch_<k>.pth``
 (every ``--save_epoch_freq`` epochs), plus ``skipped.csv`` when some images could not be read (they are left out,
-up to ``--max_bad_fraction`` per split).
+up to ``--max_bad_fraction`` per split) or the folder walk refused entries (hidden files, links out of the folder or
+reached twice, folders it may not list: listed and left out, not counted).
 """
 
 from __future__ import annotations
@@ -67,8 +68,7 @@ from util.metrics import binary_metrics, log_loss
 from util.records import command_line, config_dict, config_from_record, save_config
 from util.report import ENCODING_ERRORS, warned_note
 
-# Decoded images each dataset keeps in memory, for all its loading processes together.
-CACHE_BYTES = 512 * 2**20
+CACHE_BYTES = 512 * 2**20  # decoded images a dataset keeps in memory when loading in the main process
 
 
 @dataclass
@@ -91,8 +91,6 @@ def _whole_image_batches(dataset: ImageDataset, sampler: SeededSampler, cfg: Tra
     for _, index in keys:
         sample = dataset.samples[index]
         try:
-            if sample.refused:
-                raise BadImage(sample.path, sample.refused)
             width, height = image_size(sample.path, dataset.max_pixels)
             size = (width, height) if cfg.augment.no_resize else \
                 resized_size(width, height, cfg.augment.load_size, cfg.augment.square_resize)
@@ -184,18 +182,20 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
 
 
 def _datasets(cfg: TrainConfig, workers: int) -> tuple[ImageDataset, ImageDataset, list[tuple[str, Sample]]]:
-    """The training and validation sets, and the (split, sample) pairs the folder walk left out (hidden files,
-    links out of the folder): listed, but neither trained on nor counted as unreadable, so a set unpacked with a
-    ``._name`` beside every image trains. Each set caches decoded images up to CACHE_BYTES shared among the
-    loading processes: a small set is decoded once (the quickstart's first 4 epochs, 2 CPU threads: 43 s, 45 s
-    without)."""
+    """The training and validation sets, and the (split, sample) pairs the folder walk refused (hidden files, links
+    out of the folder or reached twice, folders it may not list): listed, but neither trained on nor counted as
+    unreadable, so a set unpacked with a ``._name`` beside every image trains.
+
+    Loading in the main process (the CPU default), each set keeps up to CACHE_BYTES of decoded images, so a small
+    set is decoded once (the quickstart's first 4 epochs, 2 CPU threads: 43 s, 45 s without). Worker processes
+    keep none: each would hold its own copy, and every epoch's shuffle deals an image to another worker."""
     augment = cfg.augment
     scanned = {split: scan_folder(cfg.dataroot / folder, cfg.classes)
                for split, folder in (("train", cfg.train_split), ("val", cfg.val_split))}
     left_out = [(split, s) for split, samples in scanned.items() for s in samples if s.refused]
     train_samples, val_samples = ([s for s in samples if not s.refused] for samples in scanned.values())
     max_pixels = int(cfg.max_megapixels * 1e6)
-    cache_bytes = CACHE_BYTES // max(workers, 1)
+    cache_bytes = CACHE_BYTES if workers == 0 else 0
     return (ImageDataset(train_samples, TrainTransform(augment), seed=cfg.seed, max_pixels=max_pixels,
                          cache_bytes=cache_bytes),
             ImageDataset(val_samples, ValTransform(augment, perturb=cfg.val_perturb, whole=cfg.test_no_crop),
@@ -323,9 +323,11 @@ def _train(cfg: TrainConfig, process: distributed.Process, device: torch.device)
                normalization=normalization_of(family(cfg.arch)), stopper=stopper, progress=progress,
                log=RunLog(run_dir, process.is_main), run_start_epoch=progress.epochs_done, average=average)
     if left_out and process.is_main:
-        run.write_skipped([(split, sample.path, sample.refused) for split, sample in left_out])
-        print(f"left out {len(left_out)} files the folder walk refuses (hidden, or links out of the folder), not "
-              f"counted as unreadable: listed in {run_dir / 'skipped.csv'}", flush=True)
+        if resume is None:  # a resume appends to the run's skipped.csv, which lists them already
+            run.write_skipped([(split, sample.path, sample.refused) for split, sample in left_out])
+        print(f"left out {len(left_out)} entries the folder walk refuses (hidden, links out of the folder or reached "
+              f"twice, folders it may not list), not counted as unreadable: listed in {run_dir / 'skipped.csv'}",
+              flush=True)
     try:
         while not progress.finished and progress.epochs_done < cfg.epochs:
             run.train_epoch(train_loader, batches_per_epoch)

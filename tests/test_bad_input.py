@@ -225,8 +225,13 @@ def test_training_skips_and_logs_bad_images_and_stops_when_too_many(training_set
     assert sorted(bad) == [("train", "0000.png"), ("train", "0001.png")]
     hidden = [r for r in rows if Path(r["path"]).name.startswith("._")]
     assert len(hidden) == len(images) and {r["reason"] for r in hidden} == {"hidden file (left out)"}
-    assert f"left out {len(images)} files the folder walk refuses" in capsys.readouterr().out
+    assert f"left out {len(images)} entries the folder walk refuses" in capsys.readouterr().out
     assert load_checkpoint(ck / "tolerant" / "latest.pth")["progress"]["epochs_done"] == 2
+    train_main(tiny_args(training_set, ck, "tolerant", "--epochs", "3", "--max_bad_fraction", "0.1",
+                         "--continue_train"))
+    resumed = _read(ck / "tolerant" / "skipped.csv")  # the resume does not list the refused entries again
+    assert sorted(r["path"] for r in resumed if Path(r["path"]).name.startswith("._")) == \
+        sorted(r["path"] for r in hidden)
 
     with pytest.raises(SystemExit) as exc:
         train_main(tiny_args(training_set, ck, "strict", "--epochs", "1", "--max_bad_fraction", "0.05"))

@@ -89,7 +89,7 @@ def test_validation_is_identical_every_epoch(train_set):
 
 
 def test_cache_keeps_decoded_images_up_to_its_budget(train_set):
-    image_bytes = 40 * 48 * 3
+    image_bytes = 40 * 48 * 4  # as PIL holds RGB
     dataset = ImageDataset(train_set, TrainTransform(AUG), seed=3, cache_bytes=3 * image_bytes + image_bytes // 2)
     first = [dataset[(0, i)] for i in range(5)]
     for sample in train_set:
