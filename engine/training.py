@@ -169,6 +169,14 @@ class RunLog:
             self.writer.close()
 
 
+def _listed(path: Path) -> set[tuple[str, str]]:
+    """The (split, path) rows of a run's ``skipped.csv``, none when it has none."""
+    if not path.is_file():
+        return set()
+    with open(path, newline="", errors=ENCODING_ERRORS) as f:
+        return {(row["split"], row["path"]) for row in csv.DictReader(f)}
+
+
 def _checkpoint_name(which: str) -> str:
     return f"epoch_{which}.pth" if which.isdigit() else f"{which}.pth"
 
@@ -321,10 +329,10 @@ def _train(cfg: TrainConfig, process: distributed.Process, device: torch.device)
         if process.world_size > 1 else model
     run = _Run(cfg=cfg, process=process, device=device, model=net, optimizer=optimizer, scaler=scaler,
                normalization=normalization_of(family(cfg.arch)), stopper=stopper, progress=progress,
-               log=RunLog(run_dir, process.is_main), run_start_epoch=progress.epochs_done, average=average)
+               log=RunLog(run_dir, process.is_main), run_start_epoch=progress.epochs_done, average=average,
+               listed=_listed(run_dir / "skipped.csv") if resume is not None else set())
     if left_out and process.is_main:
-        if resume is None:  # a resume appends to the run's skipped.csv, which lists them already
-            run.write_skipped([(split, sample.path, sample.refused) for split, sample in left_out])
+        run.write_skipped([(split, sample.path, sample.refused) for split, sample in left_out])
         print(f"left out {len(left_out)} entries the folder walk refuses (hidden, links out of the folder or reached "
               f"twice, folders it may not list), not counted as unreadable: listed in {run_dir / 'skipped.csv'}",
               flush=True)
@@ -368,6 +376,7 @@ class _Run:
     run_start_epoch: int = 0  # epochs done when this process started (a resume)
     average: WeightAverage | None = None  # --swa_epochs
     warned: int = 0  # decoder warnings of this process's training images since the last epoch line
+    listed: set[tuple[str, str]] = field(default_factory=set)  # (split, path) rows skipped.csv holds
 
     def skip(self, split: str, dataset: ImageDataset, skipped: Sequence[tuple[int, str]], write: bool = True) -> None:
         """Remember unreadable images and log each once in ``skipped.csv`` (``write``: this process logs them)."""
@@ -375,12 +384,16 @@ class _Run:
         self.bad[split].update(index for index, _ in new)
         if not new or not write:
             return
-        for index, reason in new:
-            tqdm.write(f"skipped {dataset.samples[index].path}: {reason}")
-        self.write_skipped([(split, dataset.samples[index].path, reason) for index, reason in new])
+        for _, path, reason in self.write_skipped([(split, dataset.samples[i].path, reason) for i, reason in new]):
+            tqdm.write(f"skipped {path}: {reason}")
 
-    def write_skipped(self, entries: Sequence[tuple[str, str, str]]) -> None:
-        """Append (split, path, reason) rows to ``skipped.csv``."""
+    def write_skipped(self, entries: Sequence[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+        """Append the (split, path, reason) rows ``skipped.csv`` does not hold yet (a resume meets the same files
+        again); returns them."""
+        entries = [entry for entry in entries if entry[:2] not in self.listed]
+        if not entries:
+            return entries
+        self.listed.update(entry[:2] for entry in entries)
         text = io.StringIO()
         csv.writer(text, lineterminator="\n").writerows(entries)
         # One O_APPEND write per batch: whole lines even when several processes log at once.
@@ -391,6 +404,7 @@ class _Run:
                           + text.getvalue()).encode(errors=ENCODING_ERRORS))
         finally:
             os.close(fd)
+        return entries
 
     def too_many_bad(self, split: str, share: float) -> UserError | None:
         """An error when this process met more unreadable images than --max_bad_fraction of the ``share`` of
