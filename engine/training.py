@@ -170,7 +170,7 @@ class RunLog:
 
 
 def _listed(path: Path) -> set[tuple[str, str]]:
-    """The (split, path) rows of a run's ``skipped.csv``, none when it has none."""
+    """The (split, path) rows of a run's ``skipped.csv`` (a resume's), none when there is none."""
     if not path.is_file():
         return set()
     with open(path, newline="", errors=ENCODING_ERRORS) as f:
@@ -330,7 +330,7 @@ def _train(cfg: TrainConfig, process: distributed.Process, device: torch.device)
     run = _Run(cfg=cfg, process=process, device=device, model=net, optimizer=optimizer, scaler=scaler,
                normalization=normalization_of(family(cfg.arch)), stopper=stopper, progress=progress,
                log=RunLog(run_dir, process.is_main), run_start_epoch=progress.epochs_done, average=average,
-               listed=_listed(run_dir / "skipped.csv") if resume is not None else set())
+               listed=_listed(run_dir / "skipped.csv"))
     if left_out and process.is_main:
         run.write_skipped([(split, sample.path, sample.refused) for split, sample in left_out])
         print(f"left out {len(left_out)} entries the folder walk refuses (hidden, links out of the folder or reached "
