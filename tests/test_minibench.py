@@ -134,6 +134,25 @@ def test_matching_removes_what_trivial_statistics_see():
     assert np.abs(np.median(matching_features(real[r]), 0) - np.median(matching_features(fake[f]), 0)).max() < 8
 
 
+def test_matching_pairs_grey_images_with_grey_images():
+    rng = np.random.default_rng(0)
+    def images(grey: int) -> np.ndarray:
+        """600 grey noise images, all but the first ``grey`` tinted: red and blue nudged one level apart at
+        random, which leaves sharpness, brightness and red-blue balance as they were."""
+        out = np.repeat(np.clip(rng.normal(128, 30, (600, 16, 16, 1)), 1, 254), 3, axis=3)
+        nudge = rng.choice([-1.0, 1.0], (600, 16, 16))
+        out[grey:, ..., 0] += nudge[grey:]
+        out[grey:, ..., 2] -= nudge[grey:]
+        return out.astype(np.uint8)
+
+    real, fake = images(grey=150), images(grey=450)  # a quarter of the reals grey, three quarters of the fakes
+    assert trivial_baselines(real, fake)["saturation_ap"] > 0.65  # the builder would refuse such a set
+    r, f = match_statistics(rng, real, fake, count=200)
+    assert len(r) == len(f) > 100
+    assert (r < 150).sum() == (f < 450).sum() > 20  # as many grey reals as grey fakes
+    assert trivial_baselines(real[r], fake[f])["saturation_ap"] < 0.6
+
+
 def test_sharpness_is_scipys_laplacian_variance_to_the_bit():
     from scipy.ndimage import laplace
 
