@@ -138,7 +138,7 @@ def test_matching_pairs_grey_images_with_grey_images():
     rng = np.random.default_rng(0)
     def images(grey: int) -> np.ndarray:
         """600 grey noise images, all but the first ``grey`` tinted: red and blue nudged one level apart at
-        random, which leaves sharpness, brightness and red-blue balance as they were."""
+        random, which barely moves sharpness, brightness and red-blue balance."""
         out = np.repeat(np.clip(rng.normal(128, 30, (600, 16, 16, 1)), 1, 254), 3, axis=3)
         nudge = rng.choice([-1.0, 1.0], (600, 16, 16))
         out[grey:, ..., 0] += nudge[grey:]
