@@ -122,8 +122,7 @@ def _load_photo(name: str, path: Path | str, size: int) -> Photo:
     pixels = np.asarray(load_rgb(str(path)))
     if min(pixels.shape[:2]) < size:
         raise UserError(f"{path}: {pixels.shape[1]}x{pixels.shape[0]} is smaller than the crop size {size}")
-    grey = bool((pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all())
-    return Photo(name, pixels, grey)
+    return Photo(name, pixels, bool(saturation(pixels[None])[0] == 0))
 
 
 def photo_split(cfg: MiniConfig) -> dict[str, Any]:
@@ -263,6 +262,10 @@ def best_direction_ap(labels: np.ndarray, statistic: np.ndarray) -> float:
     return max(average_precision(labels, statistic), average_precision(labels, -statistic))
 
 
+# The trivial baselines' manifest keys and names, in trivial_baselines' order.
+BASELINES = {"sharpness_ap": "sharpness", "colour_ap": "mean colour", "saturation_ap": "saturation"}
+
+
 def trivial_baselines(real: np.ndarray, fake: np.ndarray) -> dict[str, float]:
     labels = np.r_[np.zeros(len(real)), np.ones(len(fake))].astype(np.int64)
     images = np.concatenate([real, fake])
@@ -396,9 +399,8 @@ def build(root: Path, cfg: MiniConfig) -> dict[str, Any]:
                                   cfg, cfg.test_fake_oversample)
         counts[f"test/{kind}"] = _write_set(tmp / "test" / kind, real, fake)
         baselines[kind] = {k: round(v, 4) for k, v in trivial_baselines(real, fake).items()}
-        print(f"  test/{kind}: {len(real)} real, {len(fake)} fake; trivial baselines AP: sharpness "
-              f"{baselines[kind]['sharpness_ap']:.3f}, mean colour {baselines[kind]['colour_ap']:.3f}, saturation "
-              f"{baselines[kind]['saturation_ap']:.3f}", flush=True)
+        print(f"  test/{kind}: {len(real)} real, {len(fake)} fake; trivial baselines AP: "
+              + ", ".join(f"{name} {baselines[kind][key]:.3f}" for key, name in BASELINES.items()), flush=True)
 
     solved = {k: v for k, v in baselines.items() if max(v.values()) > cfg.max_baseline_ap}
     if solved:
