@@ -257,7 +257,10 @@ def colour_statistics(images: np.ndarray) -> np.ndarray:
 
 def saturation(images: np.ndarray) -> np.ndarray:
     """Mean spread of a pixel's three channels (max - min), per image: 0 exactly for a grey image."""
-    return (images.max(axis=3) - images.min(axis=3)).reshape(len(images), -1).mean(axis=1, dtype=np.float64)
+    r, g, b = images[..., 0], images[..., 1], images[..., 2]
+    # Element-wise over the three planes: numpy's max over an axis of length 3 took 20 s of a 140 s build.
+    spread = np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)
+    return spread.reshape(len(images), -1).mean(axis=1, dtype=np.float64)
 
 
 def best_direction_ap(labels: np.ndarray, statistic: np.ndarray) -> float:

@@ -153,6 +153,18 @@ def test_matching_pairs_grey_images_with_grey_images():
     assert trivial_baselines(real[r], fake[f])["saturation_ap"] < 0.6
 
 
+def test_saturation_is_the_mean_channel_spread():
+    from data.minibench import saturation
+
+    images = np.random.default_rng(0).integers(0, 256, (50, 8, 8, 3), dtype=np.uint8)
+    images[:5] = images[:5, ..., :1]  # grey
+    wide = images.astype(np.int64)
+    expected = (wide.max(axis=3) - wide.min(axis=3)).reshape(50, -1).mean(axis=1)
+    got = saturation(images)
+    np.testing.assert_array_equal(got, expected)
+    assert (got[:5] == 0).all() and (got[5:] > 50).all()
+
+
 def test_sharpness_is_scipys_laplacian_variance_to_the_bit():
     from scipy.ndimage import laplace
 
