@@ -66,7 +66,7 @@ from util.checkpoint import extract_state_dict, load_checkpoint, save_checkpoint
 from util.errors import Interrupted, UserError
 from util.metrics import binary_metrics, log_loss
 from util.records import command_line, config_dict, config_from_record, save_config
-from util.report import ENCODING_ERRORS, warned_note
+from util.report import ENCODING_ERRORS, create_once, warned_note
 
 CACHE_BYTES = 512 * 2**20  # decoded images a dataset keeps in memory when loading in the main process
 
@@ -396,12 +396,13 @@ class _Run:
         self.listed.update(entry[:2] for entry in entries)
         text = io.StringIO()
         csv.writer(text, lineterminator="\n").writerows(entries)
+        path = self.run_dir / "skipped.csv"
+        create_once(path, "split,path,reason\n")
         # One O_APPEND write per batch: whole lines even when several processes log at once.
-        fd = os.open(self.run_dir / "skipped.csv", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
         try:
             # A file name that is not UTF-8 is written as its own bytes (util.report.ENCODING_ERRORS).
-            os.write(fd, (("split,path,reason\n" if os.fstat(fd).st_size == 0 else "")
-                          + text.getvalue()).encode(errors=ENCODING_ERRORS))
+            os.write(fd, text.getvalue().encode(errors=ENCODING_ERRORS))
         finally:
             os.close(fd)
         return entries

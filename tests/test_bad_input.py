@@ -238,6 +238,28 @@ def test_training_skips_and_logs_bad_images_and_stops_when_too_many(training_set
     assert "2 of 32 train images are unreadable" in capsys.readouterr().err
 
 
+def test_skipped_csv_header_is_written_once_when_ranks_race(tmp_path, monkeypatch):
+    from util.report import create_once
+
+    path = tmp_path / "skipped.csv"
+    create_once(path, "split,path,reason\n")
+    with path.open("a") as f:
+        f.write("train,a.png,truncated\n")
+    # Another rank created the file between this one's check and its write: the check is passed, the link is not.
+    monkeypatch.setattr(Path, "exists", lambda self: False)
+    create_once(path, "split,path,reason\n")
+    assert path.read_text() == "split,path,reason\ntrain,a.png,truncated\n"
+    # A file system without hard links falls back to an exclusive create.
+    def no_link(*_):
+        raise PermissionError("no hard links here")
+
+    monkeypatch.setattr(os, "link", no_link)
+    create_once(path, "split,path,reason\n")
+    create_once(tmp_path / "other.csv", "h\n")
+    assert path.read_text().count("split,path,reason") == 1 and (tmp_path / "other.csv").read_text() == "h\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.csv", "skipped.csv"]  # nothing left aside
+
+
 @pytest.mark.slow
 def test_ctrl_c_saves_latest_and_resume_finishes(training_set, tmp_path, monkeypatch, capsys):
     real_step = engine.training.train_step

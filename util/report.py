@@ -121,6 +121,27 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[s
         tmp.unlink(missing_ok=True)
 
 
+def create_once(path: Path, text: str) -> None:
+    """Create ``path`` holding ``text`` unless it exists. When processes race (torchrun's ranks), the file appears
+    once and already whole: it is written aside and hard-linked, which fails on a name that exists."""
+    if path.exists():
+        return
+    aside = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    aside.write_text(text)
+    try:
+        os.link(aside, path)
+    except FileExistsError:
+        pass
+    except OSError:  # a file system without hard links: an exclusive create (lines could then land before it)
+        try:
+            with open(path, "x") as f:
+                f.write(text)
+        except FileExistsError:
+            pass
+    finally:
+        aside.unlink()
+
+
 def _percent(value: Any) -> str:
     if value is None:
         return ""
