@@ -69,7 +69,7 @@ def default_model() -> Path:
     trained = sorted(Path("checkpoints").glob("quickstart_*/best.pth"), key=lambda p: p != QUICKSTART_DETECTOR)
     if trained:
         return trained[0]
-    raise UserError("no detector to serve: train the quickstart's (python quickstart.py, about 5 minutes on 2 CPU "
+    raise UserError("no detector to serve: train the quickstart's (python quickstart.py, about 4 minutes on 2 CPU "
                     "cores) or download the authors' (python -m weights.download) and pass -m blur_jpg_prob0.5")
 
 
