@@ -4,27 +4,34 @@ from __future__ import annotations
 
 import glob
 import os
+from contextlib import ExitStack
 from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
 
 from commands.configs import DemoConfig
 from data import MAX_PIXELS, BadImage, Sample, is_set_folder, load_rgb, scan_folder
 from data.datasets import image_extensions, left_out_note, walk_files, walked_samples
 from engine.configs import resolve_workers
 from engine.inference import (
+    Detector,
     ProtocolRequest,
     Scored,
     load_detector,
     memory_budget,
-    score_samples,
+    score_sets,
     set_precision,
     size_notes,
 )
 from util.distributed import resolve_device
-from util.errors import UserError
+from util.errors import Interrupted, UserError
 from util.metrics import binary_metrics
-from util.report import warned_note, write_csv
+from util.report import CsvStream, warned_note
 
 UNLABELED = -1
+PART = 256  # images a folder's table and --out file gain at a time
 
 
 def is_single_file(target: str) -> bool:
@@ -66,29 +73,60 @@ def run_demo(cfg: DemoConfig) -> Scored:
     print(f"test protocol: {detector.protocol.describe()} ({detector.protocol_source})")
     for note in size_notes(cfg.file, samples, detector.protocol, detector.family):
         print(note)
-    scored, skipped = score_samples(detector.model, samples, detector.protocol.transform(),
-                                    normalization=detector.normalization, batch_size=cfg.batch_size,
-                                    num_workers=resolve_workers(cfg.num_workers, device) if len(samples) > 1 else 0,
-                                    device=device, amp=cfg.amp, progress=len(samples) > 1, max_pixels=max_pixels,
-                                    budget=memory_budget(device, cfg.memory_budget))
+    done: list[Scored] = []
+    skipped: list[tuple[Sample, str]] = []
+    try:
+        _score_in_parts(cfg, detector, samples, device, max_pixels, done, skipped)
+    except KeyboardInterrupt:
+        count = sum(len(part.samples) for part in done)
+        kept = f"; {cfg.out} holds their scores" if cfg.out is not None and done else ""
+        raise Interrupted(f"interrupted after {count} of {len(samples)} images{kept}") from None
+    scored = Scored("score", [s for part in done for s in part.samples],
+                    np.concatenate([part.logits for part in done]), sum(part.warnings for part in done))
     if is_single_file(cfg.file):
-        if skipped:  # the file passed the check in collect() but failed to decode in full
-            raise BadImage(skipped[0][0].path, skipped[0][1])
         prob = scored.probs[0]
         print(f"probability of being synthetic: {100 * prob:.2f}% ({verdict(prob, cfg.threshold)})")
     else:
-        _report(scored, skipped, cfg.threshold)
+        _summary(scored, skipped, cfg.threshold)
     if scored.warnings:
         print(f"note: {warned_note(scored.warnings)}")
-    if cfg.out is not None:
-        rows = [{**row, "label": None if row["label"] == UNLABELED else row["label"]} for row in scored.rows()]
-        write_csv(cfg.out, rows, ("path", "label", "logit", "prob"))
-        if skipped:
-            write_csv(cfg.out.with_name(cfg.out.stem + "_skipped.csv"),
-                      [{"path": s.path, "reason": reason} for s, reason in skipped], ("path", "reason"))
     if skipped and cfg.strict:
         raise UserError(f"{len(skipped)} images could not be read; --strict makes that an error")
     return scored
+
+
+def _score_in_parts(cfg: DemoConfig, detector: Detector, samples: list[Sample], device: torch.device,
+                    max_pixels: int, done: list[Scored], skipped: list[tuple[Sample, str]]) -> None:
+    """Score ``samples`` a part at a time (one loader for all), each part printed (for a folder) and written to
+    ``--out`` as it is done, into ``done`` and ``skipped``: an interrupted folder keeps its finished rows."""
+    single = is_single_file(cfg.file)
+    width = max([len(s.path) for s in samples] + [4])
+    if not single:
+        print(f"{'path':<{width}}  synthetic  call")
+    many = len(samples) > 1
+    parts = [(str(k), samples[k : k + PART]) for k in range(0, len(samples), PART)]
+    with ExitStack() as files:
+        rows_file = skipped_file = None
+        for part, unreadable in score_sets(
+                detector.model, parts, detector.protocol.transform(), normalization=detector.normalization,
+                batch_size=cfg.batch_size, num_workers=resolve_workers(cfg.num_workers, device) if many else 0,
+                device=device, amp=cfg.amp, progress=many, max_pixels=max_pixels,
+                budget=memory_budget(device, cfg.memory_budget), desc="score"):
+            if single and unreadable:  # the file passed the check in collect() but failed to decode in full
+                raise BadImage(unreadable[0][0].path, unreadable[0][1])
+            done.append(part)
+            skipped += unreadable
+            if not single:
+                _print_rows(part, unreadable, width, cfg.threshold)
+            if cfg.out is None:
+                continue
+            rows_file = rows_file or files.enter_context(CsvStream(cfg.out, ("path", "label", "logit", "prob")))
+            rows_file.write({**row, "label": None if row["label"] == UNLABELED else row["label"]}
+                            for row in part.rows())
+            if unreadable:
+                skipped_file = skipped_file or files.enter_context(
+                    CsvStream(cfg.out.with_name(cfg.out.stem + "_skipped.csv"), ("path", "reason")))
+                skipped_file.write({"path": s.path, "reason": reason} for s, reason in unreadable)
 
 
 def plural(count: int, noun: str) -> str:
@@ -100,14 +138,15 @@ def verdict(prob: float, threshold: float) -> str:
     return f"{'synthetic' if prob > threshold else 'real'} at threshold {100 * threshold:g}%"
 
 
-def _report(scored: Scored, skipped: list[tuple[Sample, str]], threshold: float) -> None:
-    probs, labels = scored.probs, scored.labels
-    width = max([len(s.path) for s in scored.samples] + [len(s.path) for s, _ in skipped] + [4])
-    print(f"{'path':<{width}}  synthetic  call")
-    for sample, prob in zip(scored.samples, probs, strict=True):
-        print(f"{sample.path:<{width}}  {100 * prob:8.2f}%  {'synthetic' if prob > threshold else 'real'}")
+def _print_rows(scored: Scored, skipped: list[tuple[Sample, str]], width: int, threshold: float) -> None:
+    for sample, prob in zip(scored.samples, scored.probs, strict=True):
+        tqdm.write(f"{sample.path:<{width}}  {100 * prob:8.2f}%  {'synthetic' if prob > threshold else 'real'}")
     for sample, reason in skipped:
-        print(f"{sample.path:<{width}}  skipped: {reason}")
+        tqdm.write(f"{sample.path:<{width}}  skipped: {reason}")
+
+
+def _summary(scored: Scored, skipped: list[tuple[Sample, str]], threshold: float) -> None:
+    probs, labels = scored.probs, scored.labels
     note = f"{len(skipped)} unreadable skipped" if skipped else ""
     if len(labels) and (labels != UNLABELED).all():
         m = binary_metrics(labels, probs, threshold)

@@ -344,10 +344,11 @@ def eval_loader(samples: Sequence[Sample], transform: EvalTransform, *, batch_si
 def score_sets(model: nn.Module, sets: Sequence[tuple[str, Sequence[Sample]]], transform: EvalTransform, *,
                normalization: Normalization, batch_size: int, num_workers: int, device: torch.device, amp: str,
                progress: bool = True, max_pixels: int = MAX_PIXELS, budget: int | None = None,
-               ) -> Iterator[tuple[Scored, list[tuple[Sample, str]]]]:
+               desc: str | None = None) -> Iterator[tuple[Scored, list[tuple[Sample, str]]]]:
     """For each named set, in order and as soon as it is done: logits of its readable samples (in order), and
     (sample, reason) for each unreadable one. One loader, so the workers start once for all the sets. Whole images
-    are batched within ``budget`` bytes (``memory_budget``); one that alone needs more is listed instead."""
+    are batched within ``budget`` bytes (``memory_budget``); one that alone needs more is listed instead. The
+    progress bar shows ``desc``, else the sets' names."""
     budget = memory_budget(device, None) if budget is None else budget
     readable: list[list[Sample]] = []
     skipped: list[list[tuple[Sample, str]]] = []
@@ -380,7 +381,7 @@ def score_sets(model: nn.Module, sets: Sequence[tuple[str, Sequence[Sample]]], t
                              sizes=sizes, parts=parts, max_pixels=max_pixels, budget=budget)
         names = ", ".join(name for name, _ in sets)
         outputs = predict_parts(model, loader, device, amp, ends, normalization=normalization, progress=progress,
-                                desc=names if len(names) <= 30 else f"{len(sets)} sets")
+                                desc=desc or (names if len(names) <= 30 else f"{len(sets)} sets"))
     for (name, _), part, unreadable in zip(sets, readable, skipped, strict=True):
         predictions = next(outputs) if everything else None
         logits, kept, warned = np.empty(0, dtype=np.float32), [], 0

@@ -159,6 +159,35 @@ def test_demo_folder_reports_metrics_and_glob_lists_images(bench, tmp_path, caps
     assert "2 images," in capsys.readouterr().out
 
 
+def test_an_interrupted_folder_demo_keeps_the_parts_it_finished(bench, tmp_path, capsys, monkeypatch):
+    import commands.demo
+
+    def run(out: str) -> list[dict[str, str]]:
+        demo.main(["-f", str(bench / "test" / "biggan"), "-m", str(bench / "tiny.pth"), "--num_workers", "0",
+                   "--out", str(tmp_path / out)])
+        return read_csv(tmp_path / out)
+
+    whole = {r["path"]: r["prob"] for r in run("whole.csv")}
+    monkeypatch.setattr(commands.demo, "PART", 5)
+    real_score_sets = commands.demo.score_sets
+
+    def score_sets(*args, **kwargs):  # Ctrl-C while the third part is scored
+        parts = real_score_sets(*args, **kwargs)
+        yield next(parts)
+        yield next(parts)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands.demo, "score_sets", score_sets)
+    code, _, err = run_main(demo.main, ["-f", str(bench / "test" / "biggan"), "-m", str(bench / "tiny.pth"),
+                                        "--num_workers", "0", "--out", str(tmp_path / "part.csv")], capsys)
+    assert code == 130
+    assert f"error: interrupted after 10 of 16 images; {tmp_path / 'part.csv'} holds their scores\n" in err
+    rows = read_csv(tmp_path / "part.csv")
+    assert len(rows) == 10 and len(whole) == 16 and [r["path"] for r in rows] == list(whole)[:10]
+    # The scores of one go, up to the float rounding of other batch compositions.
+    np.testing.assert_allclose([float(r["prob"]) for r in rows], [float(whole[r["path"]]) for r in rows], atol=1e-6)
+
+
 def test_sweep_writes_table_scores_and_plot(bench, tmp_path):
     out = run_eval(bench, tmp_path, "--crop_size", "32", "--sweep", "blur", "0,1,2", "--sets", "progan,biggan")
     rows = read_csv(out / "sweep_blur.csv")
