@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,9 @@ from util.metrics import binary_metrics
 from util.report import CsvStream, warned_note
 
 UNLABELED = -1
-PART = 256  # images a folder's table and --out file gain at a time
+# Images a folder's table and --out file gain at a time: an interrupt loses at most this many, and whole images,
+# batched by size within a part, still find their equals in it.
+PART = 256
 
 
 def is_single_file(target: str) -> bool:
@@ -73,17 +75,18 @@ def run_demo(cfg: DemoConfig) -> Scored:
     print(f"test protocol: {detector.protocol.describe()} ({detector.protocol_source})")
     for note in size_notes(cfg.file, samples, detector.protocol, detector.family):
         print(note)
+    single = is_single_file(cfg.file)
     done: list[Scored] = []
     skipped: list[tuple[Sample, str]] = []
     try:
-        _score_in_parts(cfg, detector, samples, device, max_pixels, done, skipped)
+        _score_in_parts(cfg, detector, samples, single, device, max_pixels, done, skipped)
     except KeyboardInterrupt:
-        count = sum(len(part.samples) for part in done)
+        count = sum(len(part.samples) for part in done) + len(skipped)
         kept = f"; {cfg.out} holds their scores" if cfg.out is not None and done else ""
-        raise Interrupted(f"interrupted after {count} of {len(samples)} images{kept}") from None
+        raise Interrupted(f"interrupted after {count} of {plural(len(samples), 'image')}{kept}") from None
     scored = Scored("score", [s for part in done for s in part.samples],
                     np.concatenate([part.logits for part in done]), sum(part.warnings for part in done))
-    if is_single_file(cfg.file):
+    if single:
         prob = scored.probs[0]
         print(f"probability of being synthetic: {100 * prob:.2f}% ({verdict(prob, cfg.threshold)})")
     else:
@@ -95,11 +98,10 @@ def run_demo(cfg: DemoConfig) -> Scored:
     return scored
 
 
-def _score_in_parts(cfg: DemoConfig, detector: Detector, samples: list[Sample], device: torch.device,
+def _score_in_parts(cfg: DemoConfig, detector: Detector, samples: list[Sample], single: bool, device: torch.device,
                     max_pixels: int, done: list[Scored], skipped: list[tuple[Sample, str]]) -> None:
     """Score ``samples`` a part at a time (one loader for all), each part printed (for a folder) and written to
     ``--out`` as it is done, into ``done`` and ``skipped``: an interrupted folder keeps its finished rows."""
-    single = is_single_file(cfg.file)
     width = max([len(s.path) for s in samples] + [4])
     if not single:
         print(f"{'path':<{width}}  synthetic  call")
@@ -107,11 +109,12 @@ def _score_in_parts(cfg: DemoConfig, detector: Detector, samples: list[Sample], 
     parts = [(str(k), samples[k : k + PART]) for k in range(0, len(samples), PART)]
     with ExitStack() as files:
         rows_file = skipped_file = None
-        for part, unreadable in score_sets(
-                detector.model, parts, detector.protocol.transform(), normalization=detector.normalization,
-                batch_size=cfg.batch_size, num_workers=resolve_workers(cfg.num_workers, device) if many else 0,
-                device=device, amp=cfg.amp, progress=many, max_pixels=max_pixels,
-                budget=memory_budget(device, cfg.memory_budget), desc="score"):
+        scoring = files.enter_context(closing(score_sets(  # an interrupt stops its loader's workers now
+            detector.model, parts, detector.protocol.transform(), normalization=detector.normalization,
+            batch_size=cfg.batch_size, num_workers=resolve_workers(cfg.num_workers, device) if many else 0,
+            device=device, amp=cfg.amp, progress=many, max_pixels=max_pixels,
+            budget=memory_budget(device, cfg.memory_budget), desc="score")))
+        for part, unreadable in scoring:
             if single and unreadable:  # the file passed the check in collect() but failed to decode in full
                 raise BadImage(unreadable[0][0].path, unreadable[0][1])
             done.append(part)

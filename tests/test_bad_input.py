@@ -238,25 +238,60 @@ def test_training_skips_and_logs_bad_images_and_stops_when_too_many(training_set
     assert "2 of 32 train images are unreadable" in capsys.readouterr().err
 
 
-def test_skipped_csv_header_is_written_once_when_ranks_race(tmp_path, monkeypatch):
+def _append_below_header(path: Path, line: str, barrier) -> None:
+    from util.report import create_once
+
+    barrier.wait()  # every process at the same moment, as ranks meeting their first unreadable image
+    create_once(path, "split,path,reason\n")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    os.write(fd, line.encode())
+    os.close(fd)
+
+
+def test_skipped_csv_header_is_written_once_by_racing_processes(tmp_path):
+    import multiprocessing
+
+    path = tmp_path / "skipped.csv"
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(8)
+    workers = [context.Process(target=_append_below_header, args=(path, f"train,{k}.png,truncated\n", barrier))
+               for k in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert [worker.exitcode for worker in workers] == [0] * 8
+    lines = path.read_text().splitlines()
+    assert lines[0] == "split,path,reason" and sorted(lines[1:]) == sorted(f"train,{k}.png,truncated" for k in range(8))
+    assert [p.name for p in tmp_path.iterdir()] == ["skipped.csv"]  # nothing left aside
+
+
+def test_create_once_when_another_process_wins_or_links_are_missing(tmp_path, monkeypatch):
+    import errno
+
     from util.report import create_once
 
     path = tmp_path / "skipped.csv"
-    create_once(path, "split,path,reason\n")
-    with path.open("a") as f:
-        f.write("train,a.png,truncated\n")
-    # Another rank created the file between this one's check and its write: the check is passed, the link is not.
+    path.write_text("split,path,reason\ntrain,a.png,truncated\n")
+    # Another rank created the file between this one's check and its link: the link fails, the file stays.
     monkeypatch.setattr(Path, "exists", lambda self: False)
     create_once(path, "split,path,reason\n")
     assert path.read_text() == "split,path,reason\ntrain,a.png,truncated\n"
-    # A file system without hard links falls back to an exclusive create.
-    def no_link(*_):
-        raise PermissionError("no hard links here")
 
-    monkeypatch.setattr(os, "link", no_link)
+    def no_link(*_):
+        raise OSError(errno.EPERM, "no hard links here")
+
+    monkeypatch.setattr(os, "link", no_link)  # such a file system: an exclusive create instead
     create_once(path, "split,path,reason\n")
     create_once(tmp_path / "other.csv", "h\n")
     assert path.read_text().count("split,path,reason") == 1 and (tmp_path / "other.csv").read_text() == "h\n"
+
+    def full(*_):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "link", full)  # any other failure is the caller's to see
+    with pytest.raises(OSError, match="No space left"):
+        create_once(tmp_path / "third.csv", "h\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.csv", "skipped.csv"]  # nothing left aside
 
 

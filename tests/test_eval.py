@@ -162,12 +162,17 @@ def test_demo_folder_reports_metrics_and_glob_lists_images(bench, tmp_path, caps
 def test_an_interrupted_folder_demo_keeps_the_parts_it_finished(bench, tmp_path, capsys, monkeypatch):
     import commands.demo
 
-    def run(out: str) -> list[dict[str, str]]:
-        demo.main(["-f", str(bench / "test" / "biggan"), "-m", str(bench / "tiny.pth"), "--num_workers", "0",
-                   "--out", str(tmp_path / out)])
-        return read_csv(tmp_path / out)
+    folder = tmp_path / "set"
+    shutil.copytree(bench / "test" / "biggan", folder)
+    (folder / "0_real" / "000_empty.png").write_bytes(b"")  # in the first part
 
-    whole = {r["path"]: r["prob"] for r in run("whole.csv")}
+    def run(out: str) -> tuple[int, str]:
+        code, _, err = run_main(demo.main, ["-f", str(folder), "-m", str(bench / "tiny.pth"), "--num_workers", "0",
+                                            "--out", str(tmp_path / out)], capsys)
+        return code, err
+
+    assert run("whole.csv")[0] == 0
+    whole = {r["path"]: r["prob"] for r in read_csv(tmp_path / "whole.csv")}
     monkeypatch.setattr(commands.demo, "PART", 5)
     real_score_sets = commands.demo.score_sets
 
@@ -178,12 +183,12 @@ def test_an_interrupted_folder_demo_keeps_the_parts_it_finished(bench, tmp_path,
         raise KeyboardInterrupt
 
     monkeypatch.setattr(commands.demo, "score_sets", score_sets)
-    code, _, err = run_main(demo.main, ["-f", str(bench / "test" / "biggan"), "-m", str(bench / "tiny.pth"),
-                                        "--num_workers", "0", "--out", str(tmp_path / "part.csv")], capsys)
+    code, err = run("part.csv")
     assert code == 130
-    assert f"error: interrupted after 10 of 16 images; {tmp_path / 'part.csv'} holds their scores\n" in err
-    rows = read_csv(tmp_path / "part.csv")
-    assert len(rows) == 10 and len(whole) == 16 and [r["path"] for r in rows] == list(whole)[:10]
+    assert f"error: interrupted after 10 of 17 images; {tmp_path / 'part.csv'} holds their scores\n" in err
+    rows = read_csv(tmp_path / "part.csv")  # the first two parts: 9 scored, 1 unreadable
+    assert len(whole) == 16 and [r["path"] for r in rows] == list(whole)[:9]
+    assert [Path(r["path"]).name for r in read_csv(tmp_path / "part_skipped.csv")] == ["000_empty.png"]
     # The scores of one go, up to the float rounding of other batch compositions.
     np.testing.assert_allclose([float(r["prob"]) for r in rows], [float(whole[r["path"]]) for r in rows], atol=1e-6)
 

@@ -82,7 +82,7 @@ def test_demo_folder_with_out_and_a_strict_locale(corpus, tmp_path, capsys):
     listed = {r["path"]: r["reason"] for r in _read(tmp_path / "demo_skipped.csv")}
     _accounted(expected, [r["path"] for r in _read(out_csv)], listed)
     assert "caf\\udce9_latin1.png" in out  # the byte 0xe9 as Python escapes it (PEP 383), whatever the locale
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.csv", "demo_skipped.csv"]  # no .tmp left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.csv", "demo_skipped.csv"]  # and nothing else
     assert re.search(r"note: \d+ decoder warnings? \(damaged files", out)
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import errno
 import math
 import os
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,6 +20,9 @@ SKIPPED_COLUMNS = ("set", "path", "label", "reason")
 METRIC_HEADERS = {"ap": "AP", "acc": "acc", "r_acc": "real acc", "f_acc": "fake acc", "auc": "AUC",
                   "acc_calibrated": "acc (calibrated)"}
 
+
+# What os.link raises where the file system has no hard links (some FUSE and network mounts).
+NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 
 # File names that are not UTF-8 reach Python as lone surrogates (PEP 383); the CSV files hold them as the name's own
 # bytes, so nothing is lost, and reading them back with the same error handler gives the same path.
@@ -126,20 +131,23 @@ def create_once(path: Path, text: str) -> None:
     once and already whole: it is written aside and hard-linked, which fails on a name that exists."""
     if path.exists():
         return
-    aside = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    aside.write_text(text)
+    fd, aside = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
         os.link(aside, path)
     except FileExistsError:
         pass
-    except OSError:  # a file system without hard links: an exclusive create (lines could then land before it)
-        try:
+    except OSError as err:
+        if err.errno not in NO_HARD_LINKS:
+            raise
+        try:  # an exclusive create: rows another process appends at that moment could land before the text
             with open(path, "x") as f:
                 f.write(text)
         except FileExistsError:
             pass
     finally:
-        aside.unlink()
+        os.unlink(aside)
 
 
 def _percent(value: Any) -> str:
