@@ -123,12 +123,14 @@ def _score_in_parts(cfg: DemoConfig, detector: Detector, samples: list[Sample], 
                 _print_rows(part, unreadable, width, cfg.threshold)
             if cfg.out is None:
                 continue
-            rows_file = rows_file or files.enter_context(CsvStream(cfg.out, ("path", "label", "logit", "prob")))
+            skipped_path = cfg.out.with_name(cfg.out.stem + "_skipped.csv")
+            if rows_file is None:
+                rows_file = files.enter_context(CsvStream(cfg.out, ("path", "label", "logit", "prob")))
+                skipped_path.unlink(missing_ok=True)  # an earlier run's list would pass for this one's
             rows_file.write({**row, "label": None if row["label"] == UNLABELED else row["label"]}
                             for row in part.rows())
             if unreadable:
-                skipped_file = skipped_file or files.enter_context(
-                    CsvStream(cfg.out.with_name(cfg.out.stem + "_skipped.csv"), ("path", "reason")))
+                skipped_file = skipped_file or files.enter_context(CsvStream(skipped_path, ("path", "reason")))
                 skipped_file.write({"path": s.path, "reason": reason} for s, reason in unreadable)
 
 

@@ -173,6 +173,9 @@ def test_an_interrupted_folder_demo_keeps_the_parts_it_finished(bench, tmp_path,
 
     assert run("whole.csv")[0] == 0
     whole = {r["path"]: r["prob"] for r in read_csv(tmp_path / "whole.csv")}
+    (folder / "0_real" / "000_empty.png").unlink()
+    assert run("whole.csv")[0] == 0 and not (tmp_path / "whole_skipped.csv").exists()  # the earlier list is gone
+    (folder / "0_real" / "000_empty.png").write_bytes(b"")
     monkeypatch.setattr(commands.demo, "PART", 5)
     real_score_sets = commands.demo.score_sets
 
