@@ -107,6 +107,7 @@ def _score_in_parts(cfg: DemoConfig, detector: Detector, samples: list[Sample], 
         print(f"{'path':<{width}}  synthetic  call")
     many = len(samples) > 1
     parts = [(str(k), samples[k : k + PART]) for k in range(0, len(samples), PART)]
+    skipped_path = None if cfg.out is None else cfg.out.with_name(cfg.out.stem + "_skipped.csv")
     with ExitStack() as files:
         rows_file = skipped_file = None
         scoring = files.enter_context(closing(score_sets(  # an interrupt stops its loader's workers now
@@ -121,9 +122,8 @@ def _score_in_parts(cfg: DemoConfig, detector: Detector, samples: list[Sample], 
             skipped += unreadable
             if not single:
                 _print_rows(part, unreadable, width, cfg.threshold)
-            if cfg.out is None:
+            if cfg.out is None or skipped_path is None:
                 continue
-            skipped_path = cfg.out.with_name(cfg.out.stem + "_skipped.csv")
             if rows_file is None:
                 rows_file = files.enter_context(CsvStream(cfg.out, ("path", "label", "logit", "prob")))
                 skipped_path.unlink(missing_ok=True)  # an earlier run's list would pass for this one's

@@ -135,6 +135,7 @@ def create_once(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        os.chmod(aside, 0o644)  # mkstemp's 0o600 would hide the file from the run folder's other readers
         os.link(aside, path)
     except FileExistsError:
         pass
