@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Iterator
 from contextlib import ExitStack, closing
 from pathlib import Path
 
@@ -79,7 +80,9 @@ def run_demo(cfg: DemoConfig) -> Scored:
     done: list[Scored] = []
     skipped: list[tuple[Sample, str]] = []
     try:
-        _score_in_parts(cfg, detector, samples, single, device, max_pixels, done, skipped)
+        for part, unreadable in _scored_parts(cfg, detector, samples, single, device, max_pixels):
+            done.append(part)
+            skipped += unreadable
     except KeyboardInterrupt:
         count = sum(len(part.samples) for part in done) + len(skipped)
         kept = f"; {cfg.out} holds their scores" if cfg.out is not None and done else ""
@@ -98,16 +101,15 @@ def run_demo(cfg: DemoConfig) -> Scored:
     return scored
 
 
-def _score_in_parts(cfg: DemoConfig, detector: Detector, samples: list[Sample], single: bool, device: torch.device,
-                    max_pixels: int, done: list[Scored], skipped: list[tuple[Sample, str]]) -> None:
-    """Score ``samples`` a part at a time (one loader for all), each part printed (for a folder) and written to
-    ``--out`` as it is done, into ``done`` and ``skipped``: an interrupted folder keeps its finished rows."""
+def _scored_parts(cfg: DemoConfig, detector: Detector, samples: list[Sample], single: bool, device: torch.device,
+                  max_pixels: int) -> Iterator[tuple[Scored, list[tuple[Sample, str]]]]:
+    """``samples`` scored a part at a time (one loader for all): each part, with its unreadable images, once it is
+    printed (for a folder) and written to ``--out``, so that an interrupted folder keeps its finished rows."""
     width = max([len(s.path) for s in samples] + [4])
     if not single:
         print(f"{'path':<{width}}  synthetic  call")
     many = len(samples) > 1
     parts = [(str(k), samples[k : k + PART]) for k in range(0, len(samples), PART)]
-    skipped_path = None if cfg.out is None else cfg.out.with_name(cfg.out.stem + "_skipped.csv")
     with ExitStack() as files:
         rows_file = skipped_file = None
         scoring = files.enter_context(closing(score_sets(  # an interrupt stops its loader's workers now
@@ -118,20 +120,24 @@ def _score_in_parts(cfg: DemoConfig, detector: Detector, samples: list[Sample], 
         for part, unreadable in scoring:
             if single and unreadable:  # the file passed the check in collect() but failed to decode in full
                 raise BadImage(unreadable[0][0].path, unreadable[0][1])
-            done.append(part)
-            skipped += unreadable
             if not single:
                 _print_rows(part, unreadable, width, cfg.threshold)
-            if cfg.out is None or skipped_path is None:
-                continue
-            if rows_file is None:
-                rows_file = files.enter_context(CsvStream(cfg.out, ("path", "label", "logit", "prob")))
-                skipped_path.unlink(missing_ok=True)  # an earlier run's list would pass for this one's
-            rows_file.write({**row, "label": None if row["label"] == UNLABELED else row["label"]}
-                            for row in part.rows())
-            if unreadable:
-                skipped_file = skipped_file or files.enter_context(CsvStream(skipped_path, ("path", "reason")))
-                skipped_file.write({"path": s.path, "reason": reason} for s, reason in unreadable)
+            if cfg.out is not None:
+                if rows_file is None:
+                    rows_file = files.enter_context(CsvStream(cfg.out, ("path", "label", "logit", "prob")))
+                    skipped_csv(cfg.out).unlink(missing_ok=True)  # an earlier run's list would pass for this one's
+                rows_file.write({**row, "label": None if row["label"] == UNLABELED else row["label"]}
+                                for row in part.rows())
+                if unreadable:
+                    skipped_file = skipped_file or files.enter_context(
+                        CsvStream(skipped_csv(cfg.out), ("path", "reason")))
+                    skipped_file.write({"path": s.path, "reason": reason} for s, reason in unreadable)
+            yield part, unreadable
+
+
+def skipped_csv(out: Path) -> Path:
+    """Where ``--out FILE.csv`` lists the unreadable images: ``FILE_skipped.csv``."""
+    return out.with_name(out.stem + "_skipped.csv")
 
 
 def plural(count: int, noun: str) -> str:
